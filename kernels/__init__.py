@@ -1,0 +1,56 @@
+"""rtafast's array layer: NumPy, numba and CUDA kernels (no astropy, no gammapy).
+
+Importable on its own as ``rtafast_kernels``. Inputs and outputs are plain
+arrays; the astronomy layer (:mod:`rtafast`) turns gammapy objects into them.
+"""
+
+from .backends import (
+    BACKEND_NAMES,
+    ENV_VARIABLE,
+    BackendUnavailableError,
+    auto_backend_name,
+    available_backends,
+    resolve_backend,
+)
+from .cash_problem import CashProblem
+from .element import TRUNCATION_VALUE
+from .normfit import NormFitResult, fit_norm, fit_norms
+
+__all__ = [
+    "BACKEND_NAMES",
+    "ENV_VARIABLE",
+    "TRUNCATION_VALUE",
+    "BackendUnavailableError",
+    "CashProblem",
+    "NormFitResult",
+    "auto_backend_name",
+    "available_backends",
+    "cash_sum",
+    "fit_norm",
+    "fit_norms",
+    "resolve_backend",
+]
+
+
+def cash_sum(counts, mu, backend=None):
+    """Cash statistic ``2 * sum(mu - n ln mu)`` with gammapy's conventions.
+
+    Parameters
+    ----------
+    counts, mu : array_like
+        Observed and predicted counts (same shape; flattened).
+    backend : str, optional
+        See :func:`resolve_backend`.
+
+    Returns
+    -------
+    float
+    """
+    import numpy as np
+
+    impl = resolve_backend(backend)
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    mu = np.asarray(mu, dtype=np.float64).ravel()
+    if counts.shape != mu.shape:
+        raise ValueError(f"counts {counts.shape} and mu {mu.shape} differ in size")
+    return impl.cash_sum(impl.asarray(counts), impl.asarray(mu))

@@ -1,0 +1,146 @@
+"""The backend registry: ``"auto" | "numpy" | "numba" | "cuda"``, resolved once.
+
+Every entry point of rtafast takes ``backend=`` and calls :func:`resolve_backend`,
+which returns a cached backend object exposing the same small set of array
+methods (``asarray``, ``to_numpy``, ``cash_sum``, ``cash_reduce``, ...). No other
+module branches on the backend's name.
+
+``None`` means: the environment variable ``RTAFAST_BACKEND`` if set, else
+``"auto"``. ``"auto"`` picks ``"cuda"`` when CuPy is installed and a CUDA device
+is present, else ``"numba"``, else ``"numpy"``. CuPy is imported only when the
+cuda backend is resolved.
+"""
+
+import importlib.util
+import os
+
+__all__ = [
+    "BACKEND_NAMES",
+    "ENV_VARIABLE",
+    "BackendUnavailableError",
+    "available_backends",
+    "auto_backend_name",
+    "resolve_backend",
+]
+
+#: Concrete backends, in the order ``"auto"`` prefers them (last first).
+BACKEND_NAMES = ("numpy", "numba", "cuda")
+#: Environment variable that overrides the default backend.
+ENV_VARIABLE = "RTAFAST_BACKEND"
+
+_instances = {}
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for that cannot run on this machine."""
+
+
+def _cuda_status():
+    """Return ``(usable, reason)`` for the cuda backend without importing CuPy."""
+    import numba
+
+    simulated = bool(numba.config.ENABLE_CUDASIM)
+    if not simulated and importlib.util.find_spec("cupy") is None:
+        return False, "CuPy is not installed (pip install 'rtafast[cuda12]' or '[cuda13]')"
+    try:
+        from numba import cuda
+    except ImportError as error:  # pragma: no cover - numba without CUDA support
+        return False, f"numba.cuda does not import: {error}"
+    if simulated:
+        return True, "numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        if not cuda.is_available():
+            return False, "no CUDA device or driver found"
+    except Exception as error:  # noqa: BLE001 - the driver can fail in many ways
+        return False, f"CUDA driver error: {error}"
+    return True, "CUDA device present"
+
+
+def _numba_status():
+    try:
+        import numba  # noqa: F401
+    except ImportError as error:  # pragma: no cover - numba is a dependency
+        return False, f"numba does not import: {error}"
+    return True, "numba installed"
+
+
+def available_backends():
+    """Report which backends can run here.
+
+    Returns
+    -------
+    dict
+        ``{name: (usable, reason)}`` for each of :data:`BACKEND_NAMES`.
+    """
+    return {
+        "numpy": (True, "always available"),
+        "numba": _numba_status(),
+        "cuda": _cuda_status(),
+    }
+
+
+def auto_backend_name():
+    """Return the backend ``"auto"`` resolves to on this machine.
+
+    A simulated CUDA device is never picked automatically.
+    """
+    import numba
+
+    status = available_backends()
+    if status["cuda"][0] and not numba.config.ENABLE_CUDASIM:
+        return "cuda"
+    if status["numba"][0]:
+        return "numba"
+    return "numpy"
+
+
+def _create(name):
+    if name == "numpy":
+        from ._numpy_backend import NumpyBackend
+
+        return NumpyBackend()
+    if name == "numba":
+        from ._numba_backend import NumbaBackend
+
+        return NumbaBackend()
+    from ._cuda_backend import CudaBackend
+
+    return CudaBackend()
+
+
+def resolve_backend(backend=None):
+    """Return the backend object for a name (resolved once, then cached).
+
+    Parameters
+    ----------
+    backend : {None, "auto", "numpy", "numba", "cuda"} or backend object
+        ``None`` reads ``$RTAFAST_BACKEND`` (default ``"auto"``). A backend object
+        is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        If the name is not one of the above.
+    BackendUnavailableError
+        If the backend cannot run here (the message says why).
+    """
+    if backend is not None and not isinstance(backend, str):
+        return backend
+    source = "argument backend"
+    if backend is None:
+        backend = os.environ.get(ENV_VARIABLE, "auto")
+        source = f"${ENV_VARIABLE}"
+    name = backend.strip().lower()
+    if name == "auto":
+        name = auto_backend_name()
+    if name not in BACKEND_NAMES:
+        raise ValueError(
+            f"unknown rtafast backend {backend!r} (from {source}); "
+            f"choose one of 'auto', {', '.join(repr(n) for n in BACKEND_NAMES)}"
+        )
+    if name not in _instances:
+        usable, reason = available_backends()[name]
+        if not usable:
+            raise BackendUnavailableError(f"backend {name!r} is not available: {reason}")
+        _instances[name] = _create(name)
+    return _instances[name]
