@@ -17,6 +17,7 @@ from numba import cuda
 
 from . import element
 from .jit import gpu_device
+from .prepare import prepare_numpy
 
 __all__ = ["CudaBackend", "MAX_NORMS"]
 
@@ -124,6 +125,10 @@ class CudaBackend:
         """Wait until the GPU finished all queued work."""
         if not SIMULATED:
             self.xp.cuda.get_current_stream().synchronize()
+
+    def prepare(self, counts, fixed, templates):
+        """Classify the bins on the host with NumPy; the counted bins are then uploaded."""
+        return prepare_numpy(counts, fixed, templates)
 
     def cash_sum(self, counts, mu):
         """Cash statistic ``2 * sum(mu - n ln mu)`` of 1-d device arrays."""

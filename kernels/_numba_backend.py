@@ -9,6 +9,7 @@ import numpy as np
 
 from . import element
 from .jit import cpu
+from .prepare import prepare_numba
 
 __all__ = ["NumbaBackend"]
 
@@ -18,10 +19,12 @@ _cash_d2mu = cpu(element.cash_d2mu)
 
 #: Bins per reduction chunk; the chunk partition is fixed so sums are reproducible.
 CHUNK = 4096
+#: Below this many bins the serial twin of a kernel is used: waking the thread pool
+#: costs more than the loop (the partition into chunks, hence the result, is the same).
+PARALLEL_THRESHOLD = 4 * CHUNK
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _cash_sum(counts, mu):
+def _cash_sum_source(counts, mu):
     n = counts.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
     partial = np.zeros(nchunks)
@@ -33,8 +36,7 @@ def _cash_sum(counts, mu):
     return 2.0 * partial.sum()
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _cash_reduce(counts, fixed, templates, norms, need_stat, out):
+def _cash_reduce_source(counts, fixed, templates, norms, need_stat, out):
     n = counts.shape[0]
     k = templates.shape[0]
     width = 1 + k + k * k
@@ -60,6 +62,13 @@ def _cash_reduce(counts, fixed, templates, norms, need_stat, out):
         out[j] = 2.0 * partial[:, j].sum()
 
 
+# One source, two compilations: parallel over chunks, and serial for small inputs.
+_cash_sum_parallel = numba.njit(parallel=True, nogil=True)(_cash_sum_source)
+_cash_sum_serial = numba.njit(nogil=True)(_cash_sum_source)
+_cash_reduce_parallel = numba.njit(parallel=True, nogil=True)(_cash_reduce_source)
+_cash_reduce_serial = numba.njit(nogil=True)(_cash_reduce_source)
+
+
 class NumbaBackend:
     """numba ``njit(parallel=True)`` implementation of the reductions."""
 
@@ -83,14 +92,21 @@ class NumbaBackend:
     def synchronize(self):
         """Wait for pending work (numba calls are synchronous)."""
 
+    def prepare(self, counts, fixed, templates):
+        """Classify the bins of a Cash problem (with one parallel numba pass)."""
+        return prepare_numba(counts, fixed, templates)
+
     def cash_sum(self, counts, mu):
         """Cash statistic ``2 * sum(mu - n ln mu)`` of 1-d arrays (gammapy semantics)."""
-        return float(_cash_sum(counts, mu))
+        kernel = _cash_sum_parallel if counts.shape[0] > PARALLEL_THRESHOLD else _cash_sum_serial
+        return float(kernel(counts, mu))
 
     def cash_reduce(self, counts, fixed, templates, norms, need_stat):
         """Cash statistic, gradient and Hessian; see ``NumpyBackend.cash_reduce``."""
         k = templates.shape[0]
         out = np.empty(1 + k + k * k)
-        _cash_reduce(counts, fixed, templates, np.asarray(norms, np.float64), need_stat, out)
+        big = counts.shape[0] > PARALLEL_THRESHOLD
+        kernel = _cash_reduce_parallel if big else _cash_reduce_serial
+        kernel(counts, fixed, templates, np.asarray(norms, np.float64), need_stat, out)
         stat = out[0] if need_stat else np.nan
         return stat, out[1 : 1 + k].copy(), out[1 + k :].reshape(k, k).copy()

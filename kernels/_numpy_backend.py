@@ -3,6 +3,7 @@
 import numpy as np
 
 from .element import TRUNCATION_VALUE
+from .prepare import prepare_numpy
 
 __all__ = ["NumpyBackend"]
 
@@ -29,6 +30,10 @@ class NumpyBackend:
 
     def synchronize(self):
         """Wait for pending work (nothing to wait for on the CPU)."""
+
+    def prepare(self, counts, fixed, templates):
+        """Classify the bins of a Cash problem (vectorised)."""
+        return prepare_numpy(counts, fixed, templates)
 
     def cash_sum(self, counts, mu):
         """Cash statistic ``2 * sum(mu - n ln mu)`` of 1-d arrays (gammapy semantics)."""

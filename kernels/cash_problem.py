@@ -4,14 +4,18 @@ The predicted counts are linear in ``K`` free norms::
 
     mu = fixed + sum_k norms[k] * templates[k]
 
-Bins where every template is zero do not depend on the norms: their Cash terms
-are summed once (``constant_stat``) and only the other bins (the *active* bins)
-are kept on the backend for the iterations.
+The bins are classified once (:mod:`rtafast_kernels.prepare`): bins no template
+touches are summed once; bins with ``n = 0`` contribute ``mu``, which is linear
+in the norms and kept as sums; only bins with counts under a template are kept on
+the backend and visited by each iteration. The result is the same statistic as
+summing every bin (gammapy's ``cash_sum``): when a norm combination would push
+the prediction of an empty bin to the truncation value, the exact sum is used.
 """
 
 import numpy as np
 
 from .backends import resolve_backend
+from .element import TRUNCATION_VALUE
 
 __all__ = ["CashProblem"]
 
@@ -48,9 +52,9 @@ class CashProblem:
 
     def __init__(self, counts, fixed, templates, backend=None):
         self.backend = resolve_backend(backend)
-        counts = np.asarray(counts, dtype=np.float64).ravel()
-        fixed = np.asarray(fixed, dtype=np.float64).ravel()
-        templates = np.atleast_2d(np.asarray(templates, dtype=np.float64))
+        counts = np.ascontiguousarray(counts, dtype=np.float64).ravel()
+        fixed = np.ascontiguousarray(fixed, dtype=np.float64).ravel()
+        templates = np.ascontiguousarray(np.atleast_2d(templates), dtype=np.float64)
         if counts.size == 0:
             raise ValueError("the Cash problem has no bins (empty mask?)")
         if fixed.shape != counts.shape or templates.shape[1:] != counts.shape:
@@ -63,52 +67,62 @@ class CashProblem:
         if (counts < 0).any():
             raise ValueError(f"counts has {int((counts < 0).sum())} negative value(s)")
 
+        self._host = (counts, fixed, templates)
         self.n_bins = counts.size
         self.n_norms = templates.shape[0]
-        active = (templates != 0).any(axis=0)
-        self.n_active = int(active.sum())
-        self.template_sums = templates[:, active].sum(axis=1)
-        self.counts_sum = float(counts[active].sum())
+        bins = self.backend.prepare(counts, fixed, templates)
+        self.n_active = bins.n_active
+        self.n_counted = bins.counted_index.size
+        self.constant_stat = bins.constant_stat
+        self.empty_fixed_sum = bins.empty_fixed_sum
+        self.empty_template_sums = bins.empty_template_sums
+        self.template_sums = bins.template_sums
+        self.counts_sum = bins.counts_sum
+        self.fixed_sum = bins.fixed_sum
+        self.lower_limits = bins.lower_limits
+        # The linear shortcut for empty bins holds whenever every prediction is >= 0:
+        # guaranteed for non-negative norms when fixed and templates are non-negative.
+        self._non_negative_inputs = bool((fixed >= 0).all() and (templates >= 0).all())
 
-        xp_asarray = self.backend.asarray
-        inactive = ~active
-        self.constant_stat = 0.0
-        if inactive.any():
-            self.constant_stat = self.backend.cash_sum(
-                xp_asarray(counts[inactive]), xp_asarray(fixed[inactive])
-            )
-        self.counts = xp_asarray(counts[active])
-        self.fixed = xp_asarray(fixed[active])
-        self.templates = xp_asarray(templates[:, active])
-
-        # Lowest norm of a single component keeping every bin's prediction >= 0
-        # (gammapy's convention for negative norms: -min(b / s) over s > 0).
-        self.lower_limits = np.empty(self.n_norms)
-        for k in range(self.n_norms):
-            positive = templates[k] > 0
-            if positive.any():
-                self.lower_limits[k] = -np.min(fixed[positive] / templates[k][positive])
-            else:
-                self.lower_limits[k] = -np.inf
+        index = bins.counted_index
+        self.counts = self.backend.asarray(counts[index])
+        self.fixed = self.backend.asarray(fixed[index])
+        self.templates = self.backend.asarray(templates[:, index])
+        self._empty_index = None
         self.n_evaluations = 0
 
     def subproblem(self, keep):
-        """The same bins with only the templates ``keep`` free (the others at zero).
-
-        Shares this problem's backend arrays for counts and fixed prediction.
-        """
+        """The same bins with only the templates ``keep`` free (the others at zero)."""
         keep = list(keep)
-        sub = object.__new__(CashProblem)
-        sub.__dict__.update(self.__dict__)
-        sub.n_norms = len(keep)
-        sub.templates = self.templates[keep]
-        sub.template_sums = self.template_sums[keep]
-        sub.lower_limits = self.lower_limits[keep]
-        sub.n_evaluations = 0
-        return sub
+        counts, fixed, templates = self._host
+        return CashProblem(counts, fixed, templates[keep], backend=self.backend)
+
+    def _linear_is_exact(self, norms):
+        if self._non_negative_inputs and (norms >= 0).all():
+            return True
+        if self.n_norms == 1 and norms[0] >= self.lower_limits[0]:
+            return True  # -min(b/s) keeps every prediction >= 0
+        counts, fixed, templates = self._host
+        if self._empty_index is None:
+            active = (templates != 0).any(axis=0)
+            self._empty_index = np.flatnonzero(active & (counts == 0))
+        mu = fixed[self._empty_index] + norms @ templates[:, self._empty_index]
+        return bool((mu > TRUNCATION_VALUE).all())
+
+    def _empty_bins_exact(self, norms):
+        """Exact statistic and gradient of the empty bins (truncation included)."""
+        counts, fixed, templates = self._host
+        empty_templates = templates[:, self._empty_index]
+        mu = fixed[self._empty_index] + norms @ empty_templates
+        live = mu > TRUNCATION_VALUE
+        stat = 2.0 * np.where(live, mu, TRUNCATION_VALUE).sum()
+        grad = 2.0 * (empty_templates * live).sum(axis=1)
+        return stat, grad
 
     def reduce(self, norms, need_stat=True):
-        """Statistic, gradient and Hessian at ``norms`` (one pass over the active bins).
+        """Statistic, gradient and Hessian at ``norms``.
+
+        One pass over the counted bins on the backend; the rest is closed-form.
 
         Returns
         -------
@@ -118,10 +132,19 @@ class CashProblem:
         hess : ndarray, shape (K, K)
         """
         self.n_evaluations += 1
-        stat, grad, hess = self.backend.cash_reduce(
-            self.counts, self.fixed, self.templates, np.atleast_1d(norms), need_stat
-        )
-        return stat + self.constant_stat, grad, hess
+        norms = np.atleast_1d(np.asarray(norms, dtype=np.float64))
+        if self.n_counted:
+            stat, grad, hess = self.backend.cash_reduce(
+                self.counts, self.fixed, self.templates, norms, need_stat
+            )
+        else:
+            stat, grad, hess = 0.0, np.zeros(self.n_norms), np.zeros((self.n_norms,) * 2)
+        if self._linear_is_exact(norms):
+            empty_stat = 2.0 * (self.empty_fixed_sum + norms @ self.empty_template_sums)
+            empty_grad = 2.0 * self.empty_template_sums
+        else:
+            empty_stat, empty_grad = self._empty_bins_exact(norms)
+        return stat + empty_stat + self.constant_stat, grad + empty_grad, hess
 
     def stat(self, norms):
         """Total Cash statistic at ``norms``."""

@@ -43,13 +43,12 @@ def cash_term(n, mu):
         ``mu - n ln mu`` with ``mu`` truncated at ``TRUNCATION_VALUE`` and the
         log term only where ``n > 0``.
     """
-    if mu > TRUNCATION_VALUE:
-        log_mu = math.log(mu)
-    else:
-        mu = TRUNCATION_VALUE
-        log_mu = LOG_TRUNCATION_VALUE
-    if n > 0.0:
-        return mu - n * log_mu
+    if mu <= TRUNCATION_VALUE:
+        if n > 0.0:
+            return TRUNCATION_VALUE - n * LOG_TRUNCATION_VALUE
+        return TRUNCATION_VALUE
+    if n > 0.0:  # the log is only needed here: most bins of a sparse cube have n = 0
+        return mu - n * math.log(mu)
     return mu
 
 
@@ -58,9 +57,11 @@ def cash_dmu(n, mu):
 
     Zero where ``mu`` is truncated (the truncated statistic is flat there).
     """
-    if mu > TRUNCATION_VALUE:
+    if mu <= TRUNCATION_VALUE:
+        return 0.0
+    if n > 0.0:
         return 1.0 - n / mu
-    return 0.0
+    return 1.0
 
 
 def cash_d2mu(n, mu):
@@ -68,6 +69,6 @@ def cash_d2mu(n, mu):
 
     Zero where ``mu`` is truncated.
     """
-    if mu > TRUNCATION_VALUE:
-        return n / (mu * mu)
-    return 0.0
+    if mu <= TRUNCATION_VALUE or n <= 0.0:
+        return 0.0
+    return n / (mu * mu)

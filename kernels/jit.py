@@ -13,7 +13,7 @@ __all__ = ["cpu", "gpu_device"]
 
 def cpu(func):
     """Compile ``func`` for the CPU (nopython, no GIL, inlined into callers)."""
-    return numba.njit(nogil=True, cache=True, inline="always")(func)
+    return numba.njit(nogil=True, inline="always")(func)
 
 
 def gpu_device(func):
@@ -21,3 +21,8 @@ def gpu_device(func):
     from numba import cuda
 
     return cuda.jit(device=True)(func)
+
+
+# Note: no ``cache=True`` anywhere. numba's on-disk cache only tracks the file of
+# the cached function, not the element functions it inlines from other modules,
+# so an edit of ``element.py`` would silently keep running stale machine code.

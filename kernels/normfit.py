@@ -154,7 +154,8 @@ def fit_norm(
     problem : CashProblem
         With ``n_norms == 1``.
     x0 : float, optional
-        Starting norm; default: the excess estimate ``(sum n - sum b) / sum s``.
+        Starting norm used only when the excess estimate ``(sum n - sum b) / sum s``
+        falls below ``-min(b/s)``.
     bounds : (float, float), optional
         Extra limits on the norm (NaN or inf for none), on top of ``-min(b/s)``.
     rtol : float
@@ -173,56 +174,61 @@ def fit_norm(
     if problem.n_norms != 1:
         raise ValueError(f"fit_norm fits one norm, the problem has {problem.n_norms}")
     lower, upper = (b[0] for b in _bounds(problem, bounds))
-    success, message = True, "converged"
+    physical = problem.lower_limits[0]
+    evaluations_before = problem.n_evaluations
+    success, message, niter = True, "converged", 0
 
-    if problem.counts_sum == 0 and np.isfinite(lower):
+    if problem.counts_sum == 0:
         # No counts where the template lives: the statistic increases with the norm.
-        best, niter = lower, 0
+        best = physical
         message = "no counts where the template is non-zero: norm at its lower bound"
     else:
-        # Upper end of the bracket: derivative > 0 beyond sum(n) / sum(s) when b >= 0.
-        hi = max(problem.counts_sum / problem.template_sums[0], 1e-300) * 1.5
-        hi = min(hi, upper)
-        g_hi, _ = _gradient(problem, hi)
-        while g_hi < 0 and hi < upper:
-            hi = min(2.0 * hi, upper)
-            g_hi, _ = _gradient(problem, hi)
-        lo = lower
-        if g_hi <= 0:  # minimum at (or beyond) the upper bound
-            best, niter = hi, 0
-            message = "norm at its upper bound"
-        elif np.isfinite(lo) and lo > problem.lower_limits[0] and _gradient(problem, lo)[0] >= 0:
-            best, niter = lo, 0  # a user bound above -min(b/s) is active
-            message = "norm at its lower bound"
-        else:
+        # The derivative g of the statistic is increasing and concave in the norm, so
+        # Newton from the left of the root never overshoots it, and from the right it
+        # lands on the left: only the physical lower limit -min(b/s) needs guarding.
+        # Start from the excess estimate (better than a caller's guess in practice).
+        x = (problem.counts_sum - problem.fixed_sum) / problem.template_sums[0]
+        if x <= physical and x0 is not None and np.isfinite(x0):
             x = x0
-            if x is None or not np.isfinite(x):
-                x = (
-                    problem.counts_sum - float(problem.backend.to_numpy(problem.fixed).sum())
-                ) / problem.template_sums[0]
-            if not lo < x < hi:
-                x = 0.5 * (max(lo, -hi) + hi) if not np.isfinite(lo) else 0.5 * (lo + hi)
-            best, niter = x, 0
-            for niter in range(1, max_iter + 1):
-                grad, hess = _gradient(problem, x)
-                if grad > 0:
-                    hi = x
-                elif grad < 0:
-                    lo = x
-                else:
-                    best = x
-                    break
-                step = grad / hess if hess > 0 else np.nan
-                sigma = np.sqrt(2.0 / hess) if hess > 0 else np.inf
-                if abs(step) <= rtol * sigma:
-                    best = min(max(x - step, lo), hi)
-                    break
-                new = x - step
-                if not lo < new < hi:
-                    new = 0.5 * (lo + hi)
-                x = best = new
+        if x <= physical:
+            x = 0.5 * physical if physical < 0 else problem.counts_sum / problem.template_sums[0]
+        lo, hi = physical, np.inf
+        best, boundary_checked = x, False
+        for niter in range(1, max_iter + 1):
+            grad, hess = _gradient(problem, x)
+            if grad > 0:
+                hi = x
+            elif grad < 0:
+                lo = x
             else:
-                success, message = False, f"not converged after {max_iter} iterations"
+                best = x
+                break
+            step = grad / hess if hess > 0 else np.nan
+            sigma = np.sqrt(2.0 / hess) if hess > 0 else np.inf
+            if abs(step) <= rtol * sigma:
+                best = min(max(x - step, lo), hi)
+                break
+            new = x - step
+            if new <= lo and lo == physical and not boundary_checked:
+                # The minimum may sit on -min(b/s) itself (the bin reaching mu = 0 has
+                # no counts, so the derivative stays finite there): test it once.
+                boundary_checked = True
+                if np.isfinite(physical) and _gradient(problem, physical)[0] >= 0:
+                    best = physical
+                    message = "norm at -min(b/s), the lowest physical value"
+                    break
+            if not lo < new < hi:  # bisect (towards -min(b/s) if unbounded above)
+                new = 0.5 * (lo + hi) if np.isfinite(hi) else 0.5 * (lo + x)
+                if not np.isfinite(new):
+                    new = 2.0 * abs(x) + 1.0
+            x = best = new
+        else:
+            success, message = False, f"not converged after {max_iter} iterations"
+    # The statistic is convex in the norm: the bounded minimum is the clipped one.
+    if best < lower:
+        best, message = lower, "norm at its lower bound"
+    elif best > upper:
+        best, message = upper, "norm at its upper bound"
 
     stat_best, _, hess = problem.reduce(np.array([best]), need_stat=True)
     covariance = np.array([[2.0 / hess[0, 0]]]) if hess[0, 0] > 0 else np.array([[np.inf]])
@@ -255,7 +261,7 @@ def fit_norm(
             max_iter,
             want,
         )
-    result.n_evaluations = problem.n_evaluations
+    result.n_evaluations = problem.n_evaluations - evaluations_before
     return result
 
 
@@ -304,6 +310,7 @@ def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100):
         return fit_norm(problem, x0=x, bounds=b, rtol=rtol, max_iter=max_iter)
     user_lower, user_upper = _bounds(problem, bounds)
     user_lower = np.where(user_lower > problem.lower_limits, user_lower, -np.inf)
+    evaluations_before = problem.n_evaluations
 
     x = np.ones(k) if x0 is None else np.asarray(x0, dtype=np.float64).copy()
     x = np.clip(x, user_lower, user_upper)
@@ -353,7 +360,7 @@ def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100):
         stat=stat,
         ts=ts,
         niter=niter,
-        n_evaluations=problem.n_evaluations,
+        n_evaluations=problem.n_evaluations - evaluations_before,
         success=success,
         message=message,
     )

@@ -15,6 +15,7 @@ from astropy.table import Table
 from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
 from gammapy.modeling.fit import CovarianceResult, FitResult, OptimizeResult
+
 from rtafast_kernels import CashProblem, fit_norms, resolve_backend
 
 from .linear_models import NonLinearParameterError, plan_linear_fit

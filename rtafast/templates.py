@@ -119,6 +119,8 @@ def build_arrays(datasets, plan):
         if n_bins == 0:
             continue
         counts.append(_masked_finite(dataset, "counts", dataset.counts.data, mask))
+        if dataset.background is not None:
+            _masked_finite(dataset, "background", dataset.background.data, mask)
 
         evaluator_names = set(dataset.evaluators)
         fixed_data = np.zeros(n_bins)
@@ -148,7 +150,6 @@ def build_arrays(datasets, plan):
                             f"{component.model.name!r} is free but the dataset has no "
                             "background map"
                         )
-                    _masked_finite(dataset, "background", dataset.background.data, mask)
                     npred = _scaled_npred(parameter, dataset.npred_background)
                 elif component.model.name in evaluator_names:
                     name = component.model.name

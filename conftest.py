@@ -1,0 +1,81 @@
+"""Fixtures shared by tests/ and benchmarks/.
+
+The backend fixture (every numeric test runs on every backend), the CUDA
+simulator switch, and the real-data datasets.
+
+Unless ``RTAFAST_TEST_REAL_GPU=1`` is set (GPU nodes, ``ci/gpu-bench.sh``), the
+cuda backend runs under numba's CUDA simulator, so the GPU kernels are tested on
+every CI run; tests marked ``gpu`` need a real device and skip without one.
+"""
+
+import os
+
+if os.environ.get("RTAFAST_TEST_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numba  # after the simulator switch
+import pytest
+
+from rtafast.reference_data import DataNotFoundError, find_data_dir
+from rtafast_kernels import available_backends, resolve_backend
+
+SIMULATED_CUDA = bool(numba.config.ENABLE_CUDASIM)
+ALL_BACKENDS = ("numpy", "numba", "cuda")
+
+
+def pytest_collection_modifyitems(config, items):
+    real_gpu = not SIMULATED_CUDA and available_backends()["cuda"][0]
+    skip_gpu = pytest.mark.skip(
+        reason="needs a real CUDA GPU (set RTAFAST_TEST_REAL_GPU=1 on a GPU node)"
+    )
+    for item in items:
+        if "gpu" in item.keywords and not real_gpu:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    """Each rtafast backend in turn (cuda: simulated unless on a GPU node)."""
+    usable, reason = available_backends()[request.param]
+    if not usable:
+        pytest.skip(f"backend {request.param!r} unavailable: {reason}")
+    return resolve_backend(request.param)
+
+
+def _data_dir(sub):
+    try:
+        return find_data_dir(sub)
+    except DataNotFoundError as error:
+        pytest.skip(f"real data not available: {error}")
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared real-data folder (skips the test when absent)."""
+    return _data_dir(None)
+
+
+@pytest.fixture(scope="session")
+def hess_crab_stacked():
+    """Stacked dataset of the 4 H.E.S.S. Crab runs (built once per session)."""
+    from rtafast.reference_data import hess_crab_dataset
+
+    return hess_crab_dataset(_data_dir("hess-dl3-dr1"))
+
+
+@pytest.fixture(scope="session")
+def cta_1dc_gc():
+    """CTA 1DC run 110380 around the Galactic Centre (built once per session)."""
+    from rtafast.reference_data import cta_1dc_dataset
+
+    return cta_1dc_dataset(_data_dir("cta-1dc"))
+
+
+@pytest.fixture(scope="session")
+def simulated():
+    """A small simulated dataset with the analytic CTA-like IRF (no data needed)."""
+    from rtafast.simulate import simulate_dataset
+
+    return simulate_dataset(
+        width_deg=1.0, binsz_deg=0.05, n_energy=3, amplitude="5e-12 cm-2 s-1 TeV-1", random_state=1
+    )
