@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from . import element
-from .jit import cpu
+from .jit import cpu, cpu_kernel
 from .prepare import prepare_numba
 
 __all__ = ["NumbaBackend"]
@@ -63,10 +63,10 @@ def _cash_reduce_source(counts, fixed, templates, norms, need_stat, out):
 
 
 # One source, two compilations: parallel over chunks, and serial for small inputs.
-_cash_sum_parallel = numba.njit(parallel=True, nogil=True)(_cash_sum_source)
-_cash_sum_serial = numba.njit(nogil=True)(_cash_sum_source)
-_cash_reduce_parallel = numba.njit(parallel=True, nogil=True)(_cash_reduce_source)
-_cash_reduce_serial = numba.njit(nogil=True)(_cash_reduce_source)
+_cash_sum_parallel = cpu_kernel(_cash_sum_source, parallel=True)
+_cash_sum_serial = cpu_kernel(_cash_sum_source)
+_cash_reduce_parallel = cpu_kernel(_cash_reduce_source, parallel=True)
+_cash_reduce_serial = cpu_kernel(_cash_reduce_source)
 
 
 class NumbaBackend:

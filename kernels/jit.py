@@ -1,14 +1,30 @@
-"""The one place where element math is compiled for each target.
+"""The one place where element math and kernels are compiled for each target.
 
-:func:`cpu` compiles a plain-Python scalar function with ``numba.njit`` (inlined
-into the calling CPU kernels); :func:`gpu_device` compiles the same function as a
-CUDA device function. Importing this module does not import CUDA or CuPy:
-:func:`gpu_device` imports ``numba.cuda`` only when called.
+* :func:`cpu` compiles a plain-Python scalar function with ``numba.njit``, inlined
+  into the CPU kernels that call it;
+* :func:`gpu_device` compiles the same function as a CUDA device function (or for
+  numba's CUDA simulator); it imports ``numba.cuda`` only when called;
+* :func:`cpu_kernel` compiles a kernel (serial or ``parallel=True``) with numba's
+  on-disk cache, so a new process does not pay the compilation again.
+
+numba's cache only checks the source file of the cached function itself, not the
+element functions it inlines from :mod:`rtafast_kernels.element`. The cache is
+therefore kept in a folder named after a hash of every source file of this package
+(and numba's version): any edit gives a fresh folder, never stale machine code.
+The folder is ``$RTAFAST_CACHE_DIR`` or ``~/.cache/rtafast`` (``$XDG_CACHE_HOME``);
+if it is not writable, kernels are compiled without a cache.
 """
+
+import contextlib
+import functools
+import hashlib
+import os
+import types
+from pathlib import Path
 
 import numba
 
-__all__ = ["cpu", "gpu_device"]
+__all__ = ["cpu", "gpu_device", "cpu_kernel", "kernel_cache_dir"]
 
 
 def cpu(func):
@@ -23,6 +39,56 @@ def gpu_device(func):
     return cuda.jit(device=True)(func)
 
 
-# Note: no ``cache=True`` anywhere. numba's on-disk cache only tracks the file of
-# the cached function, not the element functions it inlines from other modules,
-# so an edit of ``element.py`` would silently keep running stale machine code.
+@functools.lru_cache(maxsize=1)
+def kernel_cache_dir():
+    """Return the versioned on-disk cache folder of the CPU kernels, or None."""
+    digest = hashlib.sha256(numba.__version__.encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    root = os.environ.get("RTAFAST_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rtafast"
+    )
+    folder = Path(root) / f"numba-{digest.hexdigest()[:16]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError:
+        return None
+    return str(folder)
+
+
+@contextlib.contextmanager
+def _versioned_cache():
+    folder = kernel_cache_dir()
+    if folder is None:
+        yield False
+        return
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = folder  # read when the dispatcher is created, just below
+    try:
+        yield True
+    finally:
+        numba.config.CACHE_DIR = previous
+
+
+def cpu_kernel(func, parallel=False):
+    """Compile a CPU kernel from plain-Python source, cached on disk.
+
+    The same source can be compiled serial and parallel (``numba.prange`` is
+    ``range`` when not parallel); each compilation gets its own cache entry.
+    """
+    suffix = "parallel" if parallel else "serial"
+    twin = types.FunctionType(
+        func.__code__,
+        func.__globals__,
+        f"{func.__name__}_{suffix}",
+        func.__defaults__,
+        func.__closure__,
+    )
+    twin.__qualname__ = f"{func.__qualname__}_{suffix}"
+    twin.__module__ = func.__module__
+    with _versioned_cache() as cache:
+        return numba.njit(parallel=parallel, nogil=True, cache=cache)(twin)

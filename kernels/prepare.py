@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from . import element
-from .jit import cpu
+from .jit import cpu, cpu_kernel
 
 __all__ = ["PreparedBins", "prepare_numpy", "prepare_numba"]
 
@@ -75,8 +75,7 @@ def prepare_numpy(counts, fixed, templates):
     )
 
 
-@numba.njit(parallel=True, nogil=True)
-def _classify(counts, fixed, templates):
+def _classify_source(counts, fixed, templates):
     n = counts.shape[0]
     k = templates.shape[0]
     nchunks = (n + CHUNK - 1) // CHUNK
@@ -126,6 +125,9 @@ def _classify(counts, fixed, templates):
         for c in range(nchunks):
             lower_all[a] = max(lower_all[a], lower[c, a])
     return index, scalars.sum(axis=0), empty_t.sum(axis=0), active_t.sum(axis=0), lower_all
+
+
+_classify = cpu_kernel(_classify_source, parallel=True)
 
 
 def prepare_numba(counts, fixed, templates):
