@@ -1,13 +1,15 @@
 """Flux-only fit: rtafast.Fit against gammapy.modeling.Fit on the stacked H.E.S.S. Crab runs.
 
-Timed, in the same run:
-- ``fit step``: rtafast's solve on the prepared arrays (upload to the backend,
-  Newton iterations, errors, TS), against gammapy's whole ``Fit().run`` (the
-  issue's definition of the step's ratio);
-- ``Fit.run``: the whole call, with fresh models every round (as for each new
-  candidate): rtafast with its PSF-kernel cache warm (repeat fits), rtafast with
-  the cache cleared every round (cold), and gammapy's ``Fit().run``.
-Each test asserts the answer agrees with gammapy.
+Timed, in the same run, for the amplitude alone free and with the FoV background
+norm free too:
+- ``step``: rtafast's solve on the prepared arrays (bin classification, upload to
+  the backend, Newton iterations, errors, TS), against gammapy's whole
+  ``Fit().run`` (the issue's definition of the step's ratio);
+- ``run``: the whole ``Fit.run`` call with fresh models every round (as for each
+  new candidate): rtafast with its PSF-kernel cache warm (repeat fits on the same
+  PSF), rtafast with the cache cleared every round (``cold PSF``), and gammapy's
+  default ``Fit().run``.
+Each test asserts its answer agrees with gammapy's.
 """
 
 import pytest
@@ -21,88 +23,94 @@ from rtafast.reference_data import CRAB_POSITION, point_source_models
 from rtafast.templates import build_arrays
 from rtafast_kernels import CashProblem, fit_norms
 
-SIZE = "crab 4 runs 6x125x125"
 ROUNDS = dict(rounds=15, warmup_rounds=2, iterations=1)
+CASES = {"amplitude": False, "amplitude+bkgnorm": True}
 
 
-@pytest.fixture(scope="module")
-def crab(hess_crab_stacked):
-    return hess_crab_stacked
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, hess_crab_stacked):
+    """(dataset, background_free, size label, gammapy's tight amplitude)."""
+    background_free = CASES[request.param]
+    dataset = hess_crab_stacked
+    dataset.models = point_source_models(
+        dataset, CRAB_POSITION, background_norm_free=background_free
+    )
+    GammapyFit(optimize_opts={"tol": 1e-5}).run(dataset)
+    amplitude = dataset.models["source"].spectral_model.amplitude.value
+    return dataset, background_free, f"crab 6x125x125, {request.param}", amplitude
 
 
-@pytest.fixture(scope="module")
-def gammapy_amplitude(crab):
-    crab.models = point_source_models(crab, CRAB_POSITION)
-    GammapyFit(optimize_opts={"tol": 1e-5}).run(crab)
-    return crab.models["source"].spectral_model.amplitude.value
-
-
-def _fresh_models(dataset):
+def _fresh_models(dataset, background_free):
     def setup():
-        dataset.models = point_source_models(dataset, CRAB_POSITION)
+        dataset.models = point_source_models(
+            dataset, CRAB_POSITION, background_norm_free=background_free
+        )
         return (dataset,), {}
 
     return setup
 
 
-def test_gammapy_fit_run(benchmark, record, crab, gammapy_amplitude):
-    record("fit (amplitude only)", SIZE, "gammapy")
-    result = benchmark.pedantic(lambda d: GammapyFit().run(d), setup=_fresh_models(crab), **ROUNDS)
+def _amplitude(dataset):
+    return dataset.models["source"].spectral_model.amplitude.value
+
+
+def test_gammapy_fit_run(benchmark, record, case):
+    dataset, background_free, size, reference = case
+    record("flux-only fit", size, "gammapy")
+    result = benchmark.pedantic(
+        lambda d: GammapyFit().run(d), setup=_fresh_models(dataset, background_free), **ROUNDS
+    )
     assert result.success
-    record_amp = crab.models["source"].spectral_model.amplitude.value
-    assert record_amp == pytest.approx(gammapy_amplitude, rel=1e-3)
+    assert _amplitude(dataset) == pytest.approx(reference, rel=1e-3)  # default tolerance
 
 
-def test_rtafast_fit_step(benchmark, record, crab, gammapy_amplitude, backend):
-    if backend.name == "cuda" and not _real_gpu():
+def test_rtafast_fit_step(benchmark, record, case, backend):
+    dataset, background_free, size, reference = case
+    if backend.name == "cuda" and _simulated_cuda():
         pytest.skip("cuda timings need a real GPU (the simulator is tested in tests/)")
-    record("fit (amplitude only)", SIZE, "rtafast", f"{backend.name} step")
-    crab.models = point_source_models(crab, CRAB_POSITION)
-    datasets = Datasets([crab])
+    record("flux-only fit", size, "rtafast", f"{backend.name} step")
+    dataset.models = point_source_models(
+        dataset, CRAB_POSITION, background_norm_free=background_free
+    )
+    datasets = Datasets([dataset])
     plan = plan_linear_fit(datasets)
     arrays = build_arrays(datasets, plan)
+    x0 = [p.value for p in plan.parameters]
 
     def step():
         problem = CashProblem(arrays.counts, arrays.fixed, arrays.templates, backend=backend)
-        result = fit_norms(problem, x0=[1e-11])
+        result = fit_norms(problem, x0=x0, ts_for=[0])  # TS of the source, as Fit does
         backend.synchronize()
         return result
 
     step()  # JIT warm-up
     result = benchmark.pedantic(step, **ROUNDS)
-    assert result.norm[0] == pytest.approx(gammapy_amplitude, rel=1e-4)
+    assert result.success
+    assert result.norm[0] == pytest.approx(reference, rel=1e-4)
 
 
-def test_rtafast_fit_run(benchmark, record, crab, gammapy_amplitude):
-    record("fit (amplitude only)", SIZE, "rtafast", "numba run")
-    rtafast.Fit(backend="numba").run(crab)  # JIT and PSF cache warm-up
-    result = benchmark.pedantic(
-        lambda d: rtafast.Fit(backend="numba").run(d), setup=_fresh_models(crab), **ROUNDS
-    )
-    assert result.fast_path
-    assert crab.models["source"].spectral_model.amplitude.value == pytest.approx(
-        gammapy_amplitude, rel=1e-4
-    )
-
-
-def test_rtafast_fit_run_cold(benchmark, record, crab, gammapy_amplitude):
-    record("fit (amplitude only)", SIZE, "rtafast", "numba run, cold PSF")
-    rtafast.Fit(backend="numba").run(crab)  # JIT warm-up
+@pytest.mark.parametrize("psf_cache", ["warm", "cold"])
+def test_rtafast_fit_run(benchmark, record, case, psf_cache):
+    dataset, background_free, size, reference = case
+    label = "numba run" if psf_cache == "warm" else "numba run, cold PSF"
+    record("flux-only fit", size, "rtafast", label)
+    fresh = _fresh_models(dataset, background_free)
+    fresh()
+    rtafast.Fit(backend="numba").run(dataset)  # JIT and PSF cache warm-up
 
     def setup():
-        default_cache.clear()
-        return _fresh_models(crab)()
+        if psf_cache == "cold":
+            default_cache.clear()
+        return fresh()
 
     result = benchmark.pedantic(
         lambda d: rtafast.Fit(backend="numba").run(d), setup=setup, **ROUNDS
     )
-    assert result.fast_path
-    assert crab.models["source"].spectral_model.amplitude.value == pytest.approx(
-        gammapy_amplitude, rel=1e-4
-    )
+    assert result.fast_path and result.success
+    assert _amplitude(dataset) == pytest.approx(reference, rel=1e-4)
 
 
-def _real_gpu():
+def _simulated_cuda():
     import numba
 
-    return not numba.config.ENABLE_CUDASIM
+    return bool(numba.config.ENABLE_CUDASIM)

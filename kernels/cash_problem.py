@@ -80,9 +80,12 @@ class CashProblem:
         self.counts_sum = bins.counts_sum
         self.fixed_sum = bins.fixed_sum
         self.lower_limits = bins.lower_limits
-        # The linear shortcut for empty bins holds whenever every prediction is >= 0:
-        # guaranteed for non-negative norms when fixed and templates are non-negative.
-        self._non_negative_inputs = bool((fixed >= 0).all() and (templates >= 0).all())
+        # Bounds of the empty bins' inputs: a cheap lower bound of their predictions.
+        self._empty_bounds = (
+            bins.empty_fixed_min,
+            bins.empty_template_min,
+            bins.empty_template_max,
+        )
 
         index = bins.counted_index
         self.counts = self.backend.asarray(counts[index])
@@ -98,10 +101,17 @@ class CashProblem:
         return CashProblem(counts, fixed, templates[keep], backend=self.backend)
 
     def _linear_is_exact(self, norms):
-        if self._non_negative_inputs and (norms >= 0).all():
+        """True when every empty bin's prediction is above the truncation value.
+
+        First a bound from the per-template minima and maxima over the empty bins
+        (no pass over the bins); only if it fails, the exact check on the host.
+        """
+        fixed_min, template_min, template_max = self._empty_bounds
+        if not np.isfinite(fixed_min):
+            return True  # no empty bins
+        bound = fixed_min + np.sum(np.where(norms >= 0, norms * template_min, norms * template_max))
+        if bound > TRUNCATION_VALUE:
             return True
-        if self.n_norms == 1 and norms[0] >= self.lower_limits[0]:
-            return True  # -min(b/s) keeps every prediction >= 0
         counts, fixed, templates = self._host
         if self._empty_index is None:
             active = (templates != 0).any(axis=0)

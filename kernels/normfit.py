@@ -280,7 +280,7 @@ def _newton_step(hess, grad):
         return scale * np.linalg.lstsq(scaled, grad * scale, rcond=None)[0]
 
 
-def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100):
+def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100, ts_for=None):
     """Fit all free norms of a :class:`~rtafast_kernels.CashProblem` jointly.
 
     Damped Newton: the full step ``H^-1 g`` is halved until the statistic does
@@ -298,6 +298,9 @@ def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100):
         Stop when every step is below ``rtol`` times that norm's error.
     max_iter : int
         Maximum Newton iterations.
+    ts_for : iterable of int, optional
+        Norms whose TS is computed (each needs a refit of the others); default all.
+        The others get NaN.
 
     Returns
     -------
@@ -340,8 +343,8 @@ def fit_norms(problem, x0=None, bounds=None, rtol=DEFAULT_RTOL, max_iter=100):
     except np.linalg.LinAlgError:
         covariance = np.full((k, k), np.inf)
         success, message = False, "singular Hessian at the best fit"
-    ts = np.empty(k)
-    for j in range(k):
+    ts = np.full(k, np.nan)
+    for j in range(k) if ts_for is None else ts_for:
         # Null hypothesis: norm j at zero, the other norms refitted.
         others = [i for i in range(k) if i != j]
         null_bounds = None if bounds is None else np.asarray(bounds, float).reshape(k, 2)[others]

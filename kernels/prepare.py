@@ -43,6 +43,9 @@ class PreparedBins:
     fixed_sum: float  # over active bins
     lower_limits: np.ndarray  # (K,) -min(fixed / template) over template > 0
     n_active: int
+    empty_fixed_min: float  # min of fixed over empty bins (inf if none)
+    empty_template_min: np.ndarray  # (K,) min of each template over empty bins
+    empty_template_max: np.ndarray  # (K,) max of each template over empty bins
 
 
 def prepare_numpy(counts, fixed, templates):
@@ -57,6 +60,7 @@ def prepare_numpy(counts, fixed, templates):
     n_inactive = counts[inactive]
     log_term = np.where(n_inactive > 0, n_inactive * np.log(mu), 0.0)
     k = templates.shape[0]
+    any_empty = bool(empty.any())
     lower = np.full(k, -np.inf)
     for j in range(k):
         positive = templates[j] > 0
@@ -84,6 +88,9 @@ def _classify_source(counts, fixed, templates):
     empty_t = np.zeros((nchunks, k))
     active_t = np.zeros((nchunks, k))
     lower = np.full((nchunks, k), -np.inf)
+    fixed_min = np.full(nchunks, np.inf)
+    t_min = np.full((nchunks, k), np.inf)
+    t_max = np.full((nchunks, k), -np.inf)
     for c in numba.prange(nchunks):
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             is_active = False
@@ -105,8 +112,11 @@ def _classify_source(counts, fixed, templates):
                 scalars[c, 5] += 1.0
             else:
                 scalars[c, 1] += fixed[i]
+                fixed_min[c] = min(fixed_min[c], fixed[i])
                 for a in range(k):
                     empty_t[c, a] += templates[a, i]
+                    t_min[c, a] = min(t_min[c, a], templates[a, i])
+                    t_max[c, a] = max(t_max[c, a], templates[a, i])
     offsets = np.zeros(nchunks + 1, dtype=np.int64)
     for c in range(nchunks):
         offsets[c + 1] = offsets[c] + np.int64(scalars[c, 5])
@@ -124,7 +134,14 @@ def _classify_source(counts, fixed, templates):
     for a in range(k):
         for c in range(nchunks):
             lower_all[a] = max(lower_all[a], lower[c, a])
-    return index, scalars.sum(axis=0), empty_t.sum(axis=0), active_t.sum(axis=0), lower_all
+    t_min_all = np.full(k, np.inf)
+    t_max_all = np.full(k, -np.inf)
+    for a in range(k):
+        for c in range(nchunks):
+            t_min_all[a] = min(t_min_all[a], t_min[c, a])
+            t_max_all[a] = max(t_max_all[a], t_max[c, a])
+    bounds = (fixed_min.min(), t_min_all, t_max_all)
+    return index, scalars.sum(axis=0), empty_t.sum(axis=0), active_t.sum(axis=0), lower_all, bounds
 
 
 _classify = cpu_kernel(_classify_source, parallel=True)
@@ -132,7 +149,7 @@ _classify = cpu_kernel(_classify_source, parallel=True)
 
 def prepare_numba(counts, fixed, templates):
     """Classify the bins in one parallel numba pass (same result as :func:`prepare_numpy`)."""
-    index, scalars, empty_t, active_t, lower = _classify(counts, fixed, templates)
+    index, scalars, empty_t, active_t, lower, bounds = _classify(counts, fixed, templates)
     return PreparedBins(
         counted_index=index,
         constant_stat=float(2.0 * scalars[0]),
@@ -143,4 +160,7 @@ def prepare_numba(counts, fixed, templates):
         fixed_sum=float(scalars[3]),
         lower_limits=lower,
         n_active=int(scalars[4]),
+        empty_fixed_min=float(bounds[0]),
+        empty_template_min=bounds[1],
+        empty_template_max=bounds[2],
     )

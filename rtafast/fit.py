@@ -186,7 +186,10 @@ class Fit:
         problem = CashProblem(arrays.counts, arrays.fixed, arrays.templates, backend=backend)
         bounds = [(p.min, p.max) for p in plan.parameters]
         x0 = [p.value for p in plan.parameters]
-        fit = fit_norms(problem, x0=x0, bounds=bounds, rtol=self.rtol, max_iter=self.max_iter)
+        sources = [i for i, name in enumerate(plan.source_names) if name is not None]
+        fit = fit_norms(
+            problem, x0=x0, bounds=bounds, rtol=self.rtol, max_iter=self.max_iter, ts_for=sources
+        )
 
         for parameter, value in zip(plan.parameters, fit.norm, strict=True):
             parameter.value = float(value)
