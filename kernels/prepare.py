@@ -76,6 +76,9 @@ def prepare_numpy(counts, fixed, templates):
         fixed_sum=float(fixed[active].sum()),
         lower_limits=lower,
         n_active=int(active.sum()),
+        empty_fixed_min=float(fixed[empty].min()) if any_empty else np.inf,
+        empty_template_min=templates[:, empty].min(axis=1) if any_empty else np.full(k, np.inf),
+        empty_template_max=templates[:, empty].max(axis=1) if any_empty else np.full(k, -np.inf),
     )
 
 
