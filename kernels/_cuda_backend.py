@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda
 
 from . import element
+from .binning_cuda import bin_events_cuda
 from .jit import gpu_device
 from .prepare import prepare_numpy
 
@@ -152,3 +153,9 @@ class CudaBackend:
         host = 2.0 * self.to_numpy(out)
         stat = host[0] if need_stat else np.nan
         return stat, host[1 : 1 + k].copy(), host[1 + k :].reshape(k, k).copy()
+
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
+        """Bin events into the flat counts ``cube`` on the device; return each event's code."""
+        return bin_events_cuda(
+            self.xp, lon, lat, energy, params, scaled_edges, cube, THREADS, MAX_BLOCKS
+        )

@@ -8,6 +8,7 @@ import numba
 import numpy as np
 
 from . import element
+from .binning import bin_events_numba
 from .jit import cpu, cpu_kernel
 from .prepare import prepare_numba
 
@@ -110,3 +111,7 @@ class NumbaBackend:
         kernel(counts, fixed, templates, np.asarray(norms, np.float64), need_stat, out)
         stat = out[0] if need_stat else np.nan
         return stat, out[1 : 1 + k].copy(), out[1 + k :].reshape(k, k).copy()
+
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
+        """Bin events into the flat counts ``cube`` in place; return each event's code."""
+        return bin_events_numba(lon, lat, energy, params, scaled_edges, cube)

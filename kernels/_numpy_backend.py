@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .binning import bin_events_numpy
 from .element import TRUNCATION_VALUE
 from .prepare import prepare_numpy
 
@@ -77,3 +78,7 @@ class NumpyBackend:
         hess = 2.0 * ((templates * d2mu) @ templates.T)
         stat = self.cash_sum(counts, mu) if need_stat else np.nan
         return stat, grad, hess
+
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
+        """Bin events into the flat counts ``cube`` in place; return each event's code."""
+        return bin_events_numpy(lon, lat, energy, params, scaled_edges, cube)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numba
 
-__all__ = ["cpu", "gpu_device", "cpu_kernel", "kernel_cache_dir"]
+__all__ = ["cpu", "gpu_device", "cpu_functions", "gpu_functions", "cpu_kernel", "kernel_cache_dir"]
 
 
 def cpu(func):
@@ -37,6 +37,33 @@ def gpu_device(func):
     from numba import cuda
 
     return cuda.jit(device=True)(func)
+
+
+def _compile_module_functions(module, compile_one):
+    """Compile every plain function of an element module, calls between them included.
+
+    Each function is rebuilt over a shared globals dict in which the module's
+    functions are replaced by their compiled versions (numba resolves globals when it
+    compiles, lazily, at the first call), so ``f`` calling ``g`` calls compiled ``g``.
+    """
+    namespace = dict(vars(module))
+    compiled = {}
+    for name, value in vars(module).items():
+        if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+            twin = types.FunctionType(value.__code__, namespace, name, value.__defaults__)
+            compiled[name] = compile_one(twin)
+    namespace.update(compiled)
+    return types.SimpleNamespace(**compiled)
+
+
+def cpu_functions(module):
+    """All functions of an element module compiled for the CPU (see :func:`cpu`)."""
+    return _compile_module_functions(module, cpu)
+
+
+def gpu_functions(module):
+    """All functions of an element module compiled as CUDA device functions."""
+    return _compile_module_functions(module, gpu_device)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,202 @@
+"""Event binning: rtafast's counts cubes are identical to gammapy's ``Map.fill_events``."""
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+from gammapy.data import DataStore
+from gammapy.maps import Map, MapAxis, RegionGeom, WcsGeom
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtafast.binning import GeomBinning, fill_counts
+from rtafast.reference_data import find_data_dir
+
+PKS_RUNS = tuple(range(33787, 33802))
+CRAB_RUNS = (23523, 23526, 23559, 23592)
+ENERGY = MapAxis.from_energy_bounds(0.5, 50, 10, unit="TeV")
+VARIANTS = [("icrs", "TAN"), ("galactic", "TAN"), ("icrs", "CAR"), ("galactic", "CAR")]
+
+
+def _geom(center, frame, proj, width=4.0, binsz=0.02, axis=ENERGY):
+    return WcsGeom.create(
+        skydir=center.transform_to(frame),
+        binsz=binsz,
+        width=width,
+        frame=frame,
+        proj=proj,
+        axes=[axis],
+    )
+
+
+def _reference(geom, events):
+    counts = Map.from_geom(geom)
+    counts.fill_events(events)
+    return counts
+
+
+def _assert_identical(geom, events, backend="numba"):
+    mine = fill_counts(geom, events, backend=backend)
+    expected = _reference(geom, events)
+    np.testing.assert_array_equal(mine.data, expected.data)
+    stats = mine.meta["rtafast_binning"]
+    assert stats.n_counted == expected.data.sum()
+    assert stats.n_counted + stats.n_outside + stats.n_invalid == stats.n_events
+    return stats
+
+
+@pytest.fixture(scope="module")
+def hess_store():
+    return (
+        DataStore.from_dir(find_data_dir("hess-dl3-dr1") / "hess-dl3-dr1")
+        if _has("hess-dl3-dr1")
+        else pytest.skip("H.E.S.S. DL3 DR1 data not available")
+    )
+
+
+def _has(sub):
+    try:
+        find_data_dir(sub)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("frame,proj", VARIANTS)
+def test_every_hess_run_identical(hess_store, frame, proj):
+    total_ambiguous = 0
+    for obs_id in CRAB_RUNS + PKS_RUNS:
+        observation = hess_store.obs(obs_id)
+        pointing = observation.get_pointing_icrs(observation.tmid)
+        stats = _assert_identical(_geom(pointing, frame, proj), observation.events)
+        total_ambiguous += stats.n_ambiguous
+    assert total_ambiguous >= 0
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("frame,proj", VARIANTS)
+def test_cta_1dc_run_identical(frame, proj):
+    if not _has("cta-1dc"):
+        pytest.skip("CTA 1DC data not available")
+    store = DataStore.from_dir(find_data_dir("cta-1dc") / "cta-1dc" / "index" / "gps")
+    observation = store.obs(110380)
+    pointing = observation.get_pointing_icrs(observation.tmid)
+    axis = MapAxis.from_energy_bounds(0.03, 100, 20, unit="TeV")
+    _assert_identical(_geom(pointing, frame, proj, width=6.0, axis=axis), observation.events)
+
+
+def _table(ra, dec, energy, dtype=np.float64):
+    """A gammapy EventList of the given columns (deg, deg, TeV)."""
+    from astropy.time import Time
+    from gammapy.data import EventList
+
+    columns = {"RA": ra, "DEC": dec, "ENERGY": energy}
+    table = Table({name: np.asarray(value, dtype) for name, value in columns.items()})
+    table["TIME"] = Time(np.full(len(table), 60000.0), format="mjd", scale="tt")
+    table["RA"].unit, table["DEC"].unit, table["ENERGY"].unit = "deg", "deg", "TeV"
+    return EventList(table)
+
+
+def _edge_events(geom):
+    """Events exactly on pixel and energy-bin edges, plus ones just inside/outside."""
+    nx, ny = geom.npix[0].item(), geom.npix[1].item()
+    px = np.concatenate([np.arange(-1, nx + 1) + 0.5, [-0.5, nx - 0.5, 3.0]])
+    py = np.resize(np.arange(-1, ny + 1) + 0.5, px.size)
+    sky = geom.to_image().pix_to_coord((px, py))
+    coords = SkyCoord(sky[0], sky[1], unit="deg", frame=geom.frame).icrs
+    edges = geom.axes["energy"].edges.to_value("TeV")
+    energy = np.resize(np.concatenate([edges, edges * (1 + 1e-12), edges * (1 - 1e-12)]), px.size)
+    return coords.ra.deg, coords.dec.deg, energy
+
+
+@pytest.mark.parametrize("frame,proj", VARIANTS)
+def test_events_on_bin_edges(backend, frame, proj):
+    center = SkyCoord(83.6, 22.0, unit="deg")
+    geom = _geom(center, frame, proj, width=0.5, binsz=0.05)
+    ra, dec, energy = _edge_events(geom)
+    _assert_identical(geom, (_table(ra, dec, energy)), backend=backend.name)
+
+
+def test_invalid_events_are_counted_not_binned(backend, caplog):
+    geom = _geom(SkyCoord(83.6, 22.0, unit="deg"), "icrs", "TAN", width=2.0, binsz=0.1)
+    ra = [83.6, np.nan, 83.6, 83.6, np.inf, 83.6, 263.6, 83.61]
+    dec = [22.0, 22.0, np.nan, 22.0, 22.0, 22.0, -22.0, 22.01]
+    energy = [1.0, 1.0, 1.0, -1.0, 1.0, 0.0, 1.0, np.nan]
+    stats = _assert_identical(geom, (_table(ra, dec, energy)), backend=backend.name)
+    assert stats.n_invalid == 6  # NaN/inf coordinates, energy <= 0 or NaN
+    assert stats.n_outside == 1  # the antipode: far side of the TAN projection
+    assert stats.n_counted == 1
+    assert "6 event(s) with NaN/inf coordinates or energy <= 0 were skipped" in caplog.text
+
+
+def test_custom_energy_edges_and_linear_axis():
+    rng = np.random.default_rng(4)
+    n = 20000
+    ra, dec = 83.6 + rng.normal(0, 1, n), 22.0 + rng.normal(0, 1, n)
+    energy = 10 ** rng.uniform(-0.5, 2, n)
+    for axis in (
+        MapAxis.from_edges(
+            [0.5, 0.7, 1.3, 2.0, 9.0, 30.0], unit="TeV", name="energy", interp="log"
+        ),
+        MapAxis.from_edges(np.linspace(0.5, 60, 7), unit="TeV", name="energy", interp="lin"),
+        MapAxis.from_energy_bounds(500, 50000, 8, unit="GeV"),
+    ):
+        geom = _geom(SkyCoord(83.6, 22.0, unit="deg"), "icrs", "TAN", width=3.0, axis=axis)
+        _assert_identical(geom, (_table(ra, dec, energy)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    lon=st.floats(0, 359.9),
+    lat=st.floats(-60, 60),
+    binsz=st.sampled_from([0.01, 0.02, 0.1]),
+    frame=st.sampled_from(["icrs", "galactic"]),
+    proj=st.sampled_from(["TAN", "CAR"]),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_random_geometries_identical(lon, lat, binsz, frame, proj, seed, dtype):
+    rng = np.random.default_rng(seed)
+    center = SkyCoord(lon, lat, unit="deg", frame=frame)
+    geom = WcsGeom.create(
+        skydir=center,
+        binsz=binsz,
+        width=(40 * binsz, 30 * binsz),
+        frame=frame,
+        proj=proj,
+        axes=[ENERGY],
+    )
+    sky = center.icrs
+    n = 3000
+    ra = sky.ra.deg + rng.normal(0, 25 * binsz, n) / max(np.cos(sky.dec.rad), 0.2)
+    dec = np.clip(sky.dec.deg + rng.normal(0, 25 * binsz, n), -89.9, 89.9)
+    energy = 10 ** rng.uniform(-0.5, 2, n)
+    _assert_identical(geom, (_table(ra % 360, dec, energy, dtype)))
+
+
+def test_unsupported_geometries_say_why():
+    with pytest.raises(TypeError, match="WcsGeom, got RegionGeom"):
+        GeomBinning(RegionGeom.create("icrs;circle(83.6, 22.0, 0.1)", axes=[ENERGY]))
+    with pytest.raises(NotImplementedError, match="projection 'AIT'"):
+        GeomBinning(WcsGeom.create(width=10, binsz=0.5, proj="AIT", axes=[ENERGY]))
+    other = MapAxis.from_bounds(0, 1, 2, name="time", unit="s")
+    with pytest.raises(ValueError, match=r"exactly \['energy'\]"):
+        GeomBinning(WcsGeom.create(width=1, binsz=0.1, axes=[ENERGY, other]))
+    with pytest.raises(KeyError, match="no column"):
+        fill_counts(
+            WcsGeom.create(width=1, binsz=0.1, axes=[ENERGY]), Table({"RA": [1.0], "DEC": [1.0]})
+        )
+
+
+def test_big_chunked_input_matches(monkeypatch):
+    import rtafast.binning as binning
+
+    monkeypatch.setattr(binning, "CHUNK_EVENTS", 1000)
+    rng = np.random.default_rng(9)
+    n = 5500
+    table = _table(
+        83.6 + rng.normal(0, 1, n), 22 + rng.normal(0, 1, n), 10 ** rng.uniform(-1, 2, n)
+    )
+    geom = _geom(SkyCoord(83.6, 22.0, unit="deg"), "icrs", "TAN", width=3.0)
+    _assert_identical(geom, table)
