@@ -87,6 +87,12 @@ def _cash_reduce_kernel(counts, fixed, templates, norms, need_stat, out):
     _block_sum_into(shared, width, out)
 
 
+@cuda.jit
+def _scatter_add_kernel(cube, codes, weight):
+    for i in range(cuda.grid(1), codes.shape[0], cuda.gridsize(1)):
+        cuda.atomic.add(cube, codes[i], weight)
+
+
 def _blocks(n):
     return max(1, min(MAX_BLOCKS, math.ceil(n / THREADS)))
 
@@ -159,3 +165,9 @@ class CudaBackend:
         return bin_events_cuda(
             self.xp, lon, lat, energy, params, scaled_edges, cube, THREADS, MAX_BLOCKS
         )
+
+    def scatter_add(self, cube, codes, weight):
+        """``cube[codes] += weight`` with repeated codes accumulated (atomics)."""
+        if codes.shape[0]:
+            blocks = _blocks(codes.shape[0])
+            _scatter_add_kernel[blocks, THREADS](cube, codes, float(weight))

@@ -70,6 +70,14 @@ _cash_reduce_parallel = cpu_kernel(_cash_reduce_source, parallel=True)
 _cash_reduce_serial = cpu_kernel(_cash_reduce_source)
 
 
+def _scatter_add_source(cube, codes, weight):
+    for i in range(codes.shape[0]):
+        cube[codes[i]] += weight
+
+
+_scatter_add = cpu_kernel(_scatter_add_source)
+
+
 class NumbaBackend:
     """numba ``njit(parallel=True)`` implementation of the reductions."""
 
@@ -115,3 +123,7 @@ class NumbaBackend:
     def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
         """Bin events into the flat counts ``cube`` in place; return each event's code."""
         return bin_events_numba(lon, lat, energy, params, scaled_edges, cube)
+
+    def scatter_add(self, cube, codes, weight):
+        """``cube[codes] += weight`` with repeated codes accumulated."""
+        _scatter_add(cube, codes, float(weight))

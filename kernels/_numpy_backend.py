@@ -82,3 +82,7 @@ class NumpyBackend:
     def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
         """Bin events into the flat counts ``cube`` in place; return each event's code."""
         return bin_events_numpy(lon, lat, energy, params, scaled_edges, cube)
+
+    def scatter_add(self, cube, codes, weight):
+        """``cube[codes] += weight`` with repeated codes accumulated."""
+        np.add.at(cube, codes, weight)

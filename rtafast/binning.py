@@ -220,7 +220,7 @@ def _native(column):
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
 
 
-def bin_into(cube, binning, ra, dec, energy, backend):
+def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     """Add events to a flat backend cube; return their :class:`BinningStats`.
 
     Parameters
@@ -231,11 +231,20 @@ def bin_into(cube, binning, ra, dec, energy, backend):
     ra, dec, energy : ndarray
         Event columns (deg, deg, the axis unit), host arrays.
     backend : backend object
+    keep_codes : bool
+        Also return the bins of the counted events (a backend int64 array), e.g. to
+        remove them again from a sliding window.
+
+    Returns
+    -------
+    stats : BinningStats
+    codes : backend array, only with ``keep_codes``
     """
     stats = BinningStats(n_events=len(ra))
     params = backend.asarray(binning.params_for(ra.dtype, energy.dtype))
     edges = backend.asarray(binning.scaled_edges)
     xp = backend.xp
+    kept = []
     for start in range(0, len(ra), CHUNK_EVENTS):
         chunk = slice(start, start + CHUNK_EVENTS)
         columns = [xp.asarray(np.ascontiguousarray(c[chunk])) for c in (ra, dec, energy)]
@@ -243,23 +252,27 @@ def bin_into(cube, binning, ra, dec, energy, backend):
         stats.n_counted += int((codes >= 0).sum())
         stats.n_outside += int((codes == el.OUTSIDE).sum())
         stats.n_invalid += int((codes == el.INVALID).sum())
+        if keep_codes:
+            kept.append(codes[codes >= 0])
         ambiguous = np.flatnonzero(backend.to_numpy(codes == el.AMBIGUOUS)) + start
         if ambiguous.size:
             stats.n_ambiguous += ambiguous.size
-            unit = binning.axis.unit
             flat = binning.exact_flat_index(
-                ra[ambiguous], dec[ambiguous], u.Quantity(energy[ambiguous], unit)
+                ra[ambiguous], dec[ambiguous], u.Quantity(energy[ambiguous], binning.axis.unit)
             )
-            inside = flat[flat >= 0]
-            stats.n_counted += inside.size
+            inside = xp.asarray(flat[flat >= 0].astype(np.int64))
+            stats.n_counted += int(inside.shape[0])
             stats.n_outside += int((flat < 0).sum())
-            if inside.size:
-                extra = np.bincount(inside, minlength=binning.n_bins).astype(np.float64)
-                cube += backend.asarray(extra)
+            backend.scatter_add(cube, inside, 1.0)
+            if keep_codes:
+                kept.append(inside)
     if stats.n_invalid:
         log.warning(
             "%d event(s) with NaN/inf coordinates or energy <= 0 were skipped", stats.n_invalid
         )
+    if keep_codes:
+        codes = xp.concatenate(kept) if kept else xp.zeros(0, dtype=xp.int64)
+        return stats, codes
     return stats
 
 

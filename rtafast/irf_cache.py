@@ -1,0 +1,109 @@
+"""IRF-derived maps computed once per observation and geometry, rescaled by time.
+
+For a fixed pointing and a background aligned with RA/Dec, gammapy's exposure map
+is proportional to the live time, the background map to the on-time, and the
+PSF and energy-dispersion maps only carry an exposure map that scales with the
+live time. :class:`IRFMapCache` keeps each map per unit of time, keyed on the
+content of the observation's IRFs, its pointing, the geometry and the maker's
+options; callers get a rescaled copy (never the cached object).
+"""
+
+import copy
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent", "geom_key"]
+
+
+def _digest(*arrays):
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(np.asarray(array, dtype=float))
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def is_time_independent(observation):
+    """True when the maps of ``observation`` do not depend on when it is sliced.
+
+    The pointing must be fixed in the sky and the background model not aligned
+    with Alt/Az (an Alt/Az-aligned background rotates with time).
+    """
+    from gammapy.data.pointing import PointingMode
+
+    fixed = getattr(observation.pointing, "mode", None) == PointingMode.POINTING
+    alignment = str(getattr(observation.bkg, "fov_alignment", "RADEC"))
+    return fixed and "ALTAZ" not in alignment.upper()
+
+
+def observation_key(observation):
+    """Content key of an observation's IRFs and pointing (not of its events or times)."""
+    parts = [str(observation.obs_id)]
+    for name in ("aeff", "bkg", "psf", "edisp"):
+        irf = getattr(observation, name, None)
+        parts.append(_digest(irf.data) if getattr(irf, "data", None) is not None else "-")
+    pointing = observation.get_pointing_icrs(observation.tmid)
+    parts.append(f"{pointing.ra.deg:.12f},{pointing.dec.deg:.12f}")
+    return "|".join(parts)
+
+
+def geom_key(geom):
+    """Value key of a map geometry."""
+    axes = tuple((a.name, tuple(np.asarray(a.edges.value).tolist())) for a in geom.axes)
+    wcs = geom.wcs.to_header_string() if hasattr(geom, "wcs") else repr(geom)
+    return (wcs, geom.data_shape, axes)
+
+
+class IRFMapCache:
+    """Least-recently-used cache of per-unit-time IRF maps."""
+
+    def __init__(self, maxsize=128):
+        self.maxsize = maxsize
+        self._maps = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self):
+        """Forget every map."""
+        self._maps.clear()
+
+    def get(self, key, compute, duration, kind):
+        """Map for ``duration`` seconds, computed once per unit of time.
+
+        Parameters
+        ----------
+        key : hashable
+            Identifies observation IRFs, pointing, geometry and options.
+        compute : callable
+            Computes the map for the actual observation (gammapy).
+        duration : float
+            The observation's live time or on-time, s.
+        kind : {"map", "irf"}
+            ``"map"``: the map scales with time; ``"irf"``: a PSF/EDisp map whose
+            ``exposure_map`` scales with time.
+        """
+        cached = self._maps.get(key)
+        if cached is None:
+            self.misses += 1
+            value = compute()
+            cached = value / duration if kind == "map" else _scaled_irf(value, 1.0 / duration)
+            self._maps[key] = cached
+            if len(self._maps) > self.maxsize:
+                self._maps.popitem(last=False)
+            return value
+        self.hits += 1
+        self._maps.move_to_end(key)
+        return cached * duration if kind == "map" else _scaled_irf(cached, duration)
+
+
+def _scaled_irf(irf, factor):
+    scaled = copy.deepcopy(irf)
+    if scaled is not None and scaled.exposure_map is not None:
+        scaled.exposure_map = scaled.exposure_map * factor
+    return scaled
+
+
+#: Process-wide cache used by rtafast's maker.
+default_irf_cache = IRFMapCache()

@@ -1,0 +1,262 @@
+"""Stacked event bunches: counts, exposure and background of a time window, incrementally.
+
+In real-time analysis events arrive in bunches while the telescopes observe.
+:class:`BunchAccumulator` bins each bunch with rtafast's kernel into a cube that
+stays on the backend (the GPU for ``"cuda"``), keeps the running counts of the
+current window — cumulative (since the first bunch), the last ``T`` seconds, or the
+last ``N`` bunches — and builds the window's gammapy ``MapDataset`` on demand from
+per-observation IRF maps computed once (:mod:`rtafast.irf_cache`) and rescaled by
+the live time / on-time the window holds of each observation. Bunches of several
+observations (pointing changes) are stacked the way gammapy stacks datasets.
+
+Memory: a cumulative window keeps one cube per observation, whatever the number
+of bunches; a sliding window also keeps the bins of the events inside the window
+(8 bytes per event), to remove them when their bunch expires.
+"""
+
+import collections
+import logging
+from dataclasses import dataclass, field
+
+import astropy.units as u
+import numpy as np
+from astropy.time import Time
+from gammapy.data import GTI
+from gammapy.datasets import MapDataset
+from gammapy.maps import Map
+
+from rtafast_kernels import resolve_backend
+
+from .binning import BinningStats, GeomBinning, bin_into, event_columns
+from .irf_cache import observation_key
+from .makers import MapDatasetMaker
+
+__all__ = ["BunchAccumulator"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Bunch:
+    key: str
+    start: Time
+    stop: Time
+    ontime: float
+    livetime: float
+    codes: object = None  # bins of its counted events, kept for sliding windows only
+
+
+@dataclass
+class _ObservationState:
+    observation: object
+    unit_maps: MapDataset  # exposure/background/psf/edisp per second
+    counts: object  # backend cube
+    ontime: float = 0.0
+    livetime: float = 0.0
+    intervals: list = field(default_factory=list)
+
+
+class BunchAccumulator:
+    """Accumulate event bunches into the counts cube and dataset of a time window.
+
+    Parameters
+    ----------
+    geom : `~gammapy.maps.WcsGeom`
+        Counts geometry (TAN or CAR, an ``energy`` axis).
+    energy_axis_true : `~gammapy.maps.MapAxis`, optional
+        True-energy axis of the IRF maps (default: gammapy's).
+    window : None, `~astropy.units.Quantity` or int
+        ``None``: cumulative; a time: the bunches that started within that time
+        before the end of the latest bunch; an int: the last that many bunches.
+    backend : str, optional
+        rtafast backend; with ``"cuda"`` the cubes stay on the GPU.
+    safe_mask_maker : `~gammapy.makers.SafeMaskMaker`, optional
+        Applied once per observation to the IRF maps.
+    name : str
+        Name of the datasets returned.
+    """
+
+    def __init__(
+        self,
+        geom,
+        energy_axis_true=None,
+        window=None,
+        backend=None,
+        safe_mask_maker=None,
+        name="stream",
+    ):
+        if window is not None and not isinstance(window, (int, u.Quantity)):
+            raise TypeError(f"window must be None, a time Quantity or an int, got {window!r}")
+        if isinstance(window, int) and window < 1:
+            raise ValueError(f"a window of {window} bunches is empty")
+        if isinstance(window, u.Quantity) and window.to_value("s") <= 0:
+            raise ValueError(f"window duration must be positive, got {window}")
+        self.geom = geom
+        self.energy_axis_true = energy_axis_true
+        self.window = window
+        self.backend = resolve_backend(backend)
+        self.binning = GeomBinning.for_geom(geom)
+        self.safe_mask_maker = safe_mask_maker
+        self.name = name
+        self.stats = BinningStats()
+        self._maker = MapDatasetMaker(selection=["exposure", "background", "psf", "edisp"])
+        self._observations = collections.OrderedDict()
+        self._bunches = collections.deque()
+        self._keys = {}
+        self._last_stop = None
+        self.n_bunches_added = 0
+
+    # -- adding -------------------------------------------------------------------------
+    def _state(self, observation):
+        key = self._keys.get(id(observation))
+        if key is None:
+            for name in ("aeff", "bkg", "psf", "edisp"):
+                if getattr(observation, name, None) is None:
+                    raise ValueError(
+                        f"observation {observation.obs_id} has no {name!r} IRF: its bunches "
+                        "cannot get exposure and background"
+                    )
+            key = observation_key(observation)
+            self._keys[id(observation)] = key
+        if key not in self._observations:
+            empty = MapDataset.create(self.geom, energy_axis_true=self.energy_axis_true)
+            maps = self._maker.run(empty, observation)
+            if self.safe_mask_maker is not None:
+                maps = self.safe_mask_maker.run(maps, observation)
+            livetime = observation.observation_live_time_duration.to_value("s")
+            ontime = observation.observation_time_duration.to_value("s")
+            maps.exposure = maps.exposure / livetime
+            maps.background = maps.background / ontime
+            for irf in (maps.psf, maps.edisp):
+                if irf is not None and irf.exposure_map is not None:
+                    irf.exposure_map = irf.exposure_map / livetime
+            cube = self.backend.asarray(np.zeros(self.binning.n_bins))
+            self._observations[key] = _ObservationState(observation, maps, cube)
+        return key, self._observations[key]
+
+    def add(self, events, observation, time_interval):
+        """Add one bunch.
+
+        Parameters
+        ----------
+        events : `~gammapy.data.EventList`
+            The bunch's events (may be empty).
+        observation : `~gammapy.data.Observation`
+            The observation they belong to (IRFs, pointing, dead time).
+        time_interval : (`~astropy.time.Time`, `~astropy.time.Time`)
+            Start and stop of the bunch; bunches must come in time order.
+
+        Returns
+        -------
+        BinningStats
+            What happened to the bunch's events (invalid ones are skipped and counted).
+
+        Raises
+        ------
+        ValueError
+            An empty or reversed interval, a bunch starting before the previous one
+            ended, events outside the interval, an observation without IRFs.
+        """
+        start, stop = Time(time_interval[0]), Time(time_interval[1])
+        if not stop > start:
+            raise ValueError(f"bunch interval is empty or reversed: {start.iso} .. {stop.iso}")
+        if self._last_stop is not None and start < self._last_stop - 1e-6 * u.s:
+            raise ValueError(
+                f"bunch starts at {start.iso}, before the previous bunch ended "
+                f"({self._last_stop.iso}): bunches must be added in time order"
+            )
+        times = events.time if len(events.table) else Time([], format="mjd")
+        if len(times):
+            outside = int(((times < start) | (times >= stop)).sum())
+            if outside:
+                raise ValueError(
+                    f"{outside} event(s) of the bunch lie outside its interval "
+                    f"{start.iso} .. {stop.iso}"
+                )
+        key, state = self._state(observation)
+        ontime = (stop - start).to_value("s")
+        livetime = ontime * (1 - observation.observation_dead_time_fraction)
+
+        ra, dec, energy = event_columns(events, self.binning.axis.unit)
+        stats, codes = bin_into(
+            state.counts, self.binning, ra, dec, energy, self.backend, keep_codes=True
+        )
+        self.stats += stats
+        state.ontime += ontime
+        state.livetime += livetime
+        state.intervals.append((start, stop))
+        keep = codes if self.window is not None else None
+        self._bunches.append(_Bunch(key, start, stop, ontime, livetime, keep))
+        self._last_stop = stop
+        self.n_bunches_added += 1
+        self._expire()
+        return stats
+
+    def _expire(self):
+        if self.window is None:
+            if len(self._bunches) > 1:  # cumulative: the records carry no cube
+                self._bunches.popleft()
+            return
+        while self._bunches and self._is_expired(self._bunches[0]):
+            old = self._bunches.popleft()
+            state = self._observations[old.key]
+            self.backend.scatter_add(state.counts, old.codes, -1.0)
+            state.ontime -= old.ontime
+            state.livetime -= old.livetime
+            state.intervals.pop(0)
+            if not state.intervals:
+                del self._observations[old.key]
+
+    def _is_expired(self, bunch):
+        if isinstance(self.window, int):
+            return len(self._bunches) > self.window
+        return bunch.start < self._last_stop - self.window
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def counts_cube(self):
+        """Counts of the window as a backend array of the map's shape (no copy to host)."""
+        total = None
+        for state in self._observations.values():
+            total = state.counts if total is None else total + state.counts
+        if total is None:
+            total = self.backend.asarray(np.zeros(self.binning.n_bins))
+        return total.reshape(self.binning.data_shape)
+
+    def dataset(self):
+        """The window's gammapy ``MapDataset`` (counts, exposure, background, psf, edisp,
+        mask_safe, gti), observations stacked as gammapy stacks datasets.
+
+        Raises
+        ------
+        ValueError
+            If no bunch was added yet.
+        """
+        if not self._observations:
+            raise ValueError("no bunch in the window yet: nothing to make a dataset of")
+        stacked = MapDataset.create(
+            self.geom, energy_axis_true=self.energy_axis_true, name=self.name
+        )
+        for state in self._observations.values():
+            stacked.stack(self._observation_dataset(state))
+        return stacked
+
+    def _observation_dataset(self, state):
+        unit = state.unit_maps
+        counts = self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
+        psf = unit.psf.copy() if unit.psf is not None else None
+        edisp = unit.edisp.copy() if unit.edisp is not None else None
+        for irf in (psf, edisp):
+            if irf is not None and irf.exposure_map is not None:
+                irf.exposure_map = irf.exposure_map * state.livetime
+        starts = Time([s for s, _ in state.intervals])
+        stops = Time([s for _, s in state.intervals])
+        return MapDataset(
+            counts=Map.from_geom(self.geom, data=counts),
+            exposure=unit.exposure * state.livetime,
+            background=unit.background * state.ontime,
+            psf=psf,
+            edisp=edisp,
+            mask_safe=unit.mask_safe.copy() if unit.mask_safe is not None else None,
+            gti=GTI.create(starts, stops),
+        )

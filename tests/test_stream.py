@@ -1,0 +1,235 @@
+"""Stacked event bunches: the window's dataset equals gammapy's from-scratch dataset.
+
+Replay of the July 2006 PKS 2155-304 flare runs as 10 s bunches, with a cumulative
+and a 60 s sliding window. Counts are compared at every step (exactly); exposure,
+background, PSF/EDisp exposure and GTI every 30th step and at each run's end
+(1e-6 relative). CI replays the first 3 runs; ``RTAFAST_FULL_REPLAY=1`` all 15.
+"""
+
+import os
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.table import Table
+from astropy.time import Time
+from gammapy.data import DataStore, EventList
+from gammapy.datasets import MapDataset
+from gammapy.makers import MapDatasetMaker as GammapyMaker
+from gammapy.maps import Map, MapAxis, WcsGeom
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtafast.binning import fill_counts
+from rtafast.reference_data import DataNotFoundError, find_data_dir
+from rtafast.stream import BunchAccumulator
+
+PKS_RUNS = tuple(range(33787, 33802))
+ENERGY = MapAxis.from_energy_bounds(0.5, 50, 8, unit="TeV")
+ENERGY_TRUE = MapAxis.from_energy_bounds(0.3, 100, 12, unit="TeV", name="energy_true")
+BUNCH = 10 * u.s
+WINDOW = 60 * u.s
+
+
+@pytest.fixture(scope="module")
+def pks_observations():
+    try:
+        root = find_data_dir("hess-dl3-dr1") / "hess-dl3-dr1"
+    except DataNotFoundError as error:
+        pytest.skip(f"real data not available: {error}")
+    runs = PKS_RUNS if os.environ.get("RTAFAST_FULL_REPLAY") == "1" else PKS_RUNS[:3]
+    return DataStore.from_dir(root).get_observations(list(runs))
+
+
+def _bunches(observations):
+    for observation in observations:
+        start, stop = observation.gti.time_start[0], observation.gti.time_stop[0]
+        t = start
+        while t < stop:
+            t_next = min(t + BUNCH, stop)
+            yield observation, t, t_next
+            t = t_next
+
+
+def _reference(geom, pieces):
+    """gammapy from scratch: each observation sliced to the window, made and stacked."""
+    stacked = MapDataset.create(geom, energy_axis_true=ENERGY_TRUE)
+    for observation, start, stop in pieces:
+        sliced = observation.select_time(Time([start, stop]))
+        empty = MapDataset.create(geom, energy_axis_true=ENERGY_TRUE)
+        stacked.stack(GammapyMaker().run(empty, sliced))
+    return stacked
+
+
+def _window_pieces(history, window):
+    """(observation, start, stop) per observation for the bunches in the window."""
+    last_stop = history[-1][2]
+    kept = [h for h in history if window is None or h[1] >= last_stop - window]
+    pieces = {}
+    for observation, start, stop in kept:
+        first = pieces.get(observation.obs_id, (observation, start, stop))
+        pieces[observation.obs_id] = (observation, first[1], stop)
+    return list(pieces.values())
+
+
+def _assert_close(mine, ref, what):
+    mine, ref = np.asarray(mine), np.asarray(ref)
+    np.testing.assert_array_equal(np.isnan(mine), np.isnan(ref), err_msg=what)
+    fine = ~np.isnan(ref)
+    scale = np.maximum(np.abs(ref[fine]), 1e-300)
+    assert np.max(np.abs(mine[fine] - ref[fine]) / scale, initial=0) <= 1e-6, what
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("window", [None, WINDOW], ids=["cumulative", "sliding-60s"])
+def test_replay_pks_flare_matches_gammapy(pks_observations, window):
+    first = pks_observations[0]
+    geom = WcsGeom.create(
+        skydir=first.get_pointing_icrs(first.tmid), binsz=0.02, width=3, axes=[ENERGY]
+    )
+    accumulator = BunchAccumulator(geom, ENERGY_TRUE, window=window)
+    history, n_full = [], 0
+    bunches = list(_bunches(pks_observations))
+    for step, (observation, start, stop) in enumerate(bunches, 1):
+        accumulator.add(
+            observation.events.select_time(Time([start, stop])), observation, (start, stop)
+        )
+        history.append((observation, start, stop))
+        pieces = _window_pieces(history, window)
+        # counts at every step: the window's events binned by gammapy from scratch
+        expected = Map.from_geom(geom)
+        for obs, a, b in pieces:
+            expected.fill_events(obs.events.select_time(Time([a, b])))
+        np.testing.assert_array_equal(accumulator.counts_cube, expected.data, err_msg=str(step))
+        run_end = step == len(bunches) or bunches[step][0] is not observation
+        if step % 30 == 0 or run_end:
+            n_full += 1
+            mine, ref = accumulator.dataset(), _reference(geom, pieces)
+            np.testing.assert_array_equal(mine.counts.data, ref.counts.data)
+            _assert_close(mine.exposure.data, ref.exposure.data, f"exposure, step {step}")
+            _assert_close(mine.background.data, ref.background.data, f"background, {step}")
+            _assert_close(mine.psf.exposure_map.data, ref.psf.exposure_map.data, "psf exposure")
+            _assert_close(mine.psf.psf_map.data, ref.psf.psf_map.data, "psf")
+            _assert_close(mine.edisp.edisp_map.data, ref.edisp.edisp_map.data, "edisp")
+            assert mine.gti.time_sum.to_value("s") == pytest.approx(
+                ref.gti.time_sum.to_value("s"), rel=1e-9
+            )
+    assert n_full >= 3
+    if window is not None:  # the sliding window holds at most 6 bunches' events
+        assert len(accumulator._bunches) <= int(WINDOW / BUNCH) + 1
+
+
+def _event_list(times_s, ra, dec, energy, reference="2026-01-01T00:00:00"):
+    table = Table({"RA": ra, "DEC": dec, "ENERGY": energy})
+    table["TIME"] = Time(reference, scale="tt") + times_s * u.s
+    table["RA"].unit, table["DEC"].unit, table["ENERGY"].unit = "deg", "deg", "TeV"
+    return EventList(table)
+
+
+@pytest.fixture(scope="module")
+def simulated_observation():
+    from astropy.coordinates import SkyCoord
+    from gammapy.data import FixedPointingInfo, Observation
+
+    from rtafast.simulate import analytic_cta_irfs
+
+    return Observation.create(
+        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(83.6, 22.5, unit="deg")),
+        livetime=1 * u.h,
+        irfs=analytic_cta_irfs(),
+        tstart=Time("2026-01-01T00:00:00", scale="tt"),
+        reference_time=Time("2026-01-01T00:00:00", scale="tt"),
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n_events=st.integers(0, 400),
+    n_bunches=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+    window=st.sampled_from([None, 3, 25.0]),
+)
+def test_accumulated_counts_equal_binning_the_window_from_scratch(
+    simulated_observation, n_events, n_bunches, seed, window
+):
+    rng = np.random.default_rng(seed)
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.1, width=2, axes=[ENERGY])
+    times = np.sort(rng.uniform(0, 100, n_events))
+    events = _event_list(
+        times,
+        83.6 + rng.normal(0, 0.6, n_events),
+        22.0 + rng.normal(0, 0.6, n_events),
+        10 ** rng.uniform(-0.5, 1.8, n_events),
+    )
+    edges = np.concatenate([[0.0], np.sort(rng.uniform(0, 100, n_bunches - 1)), [100.0]])
+    edges = np.unique(edges)
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    win = window * u.s if isinstance(window, float) else window
+    accumulator = BunchAccumulator(geom, ENERGY_TRUE, window=win)
+    history = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        inside = (times >= a) & (times < b)
+        bunch = events.select_row_subset(inside)
+        accumulator.add(bunch, simulated_observation, (t0 + a * u.s, t0 + b * u.s))
+        history.append((a, b, inside))
+        if win is None:
+            kept = history
+        elif isinstance(win, int):
+            kept = history[-win:]
+        else:
+            kept = [h for h in history if h[0] >= b - window]
+        selected = np.zeros(n_events, dtype=bool)
+        for _, _, mask in kept:
+            selected |= mask
+        expected = fill_counts(geom, events.select_row_subset(selected), backend="numpy")
+        np.testing.assert_array_equal(accumulator.counts_cube, expected.data)
+        assert accumulator.counts_cube.sum() == expected.data.sum()  # none lost or doubled
+
+
+def test_bad_bunches_are_rejected_with_clear_errors(simulated_observation):
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.1, width=2, axes=[ENERGY])
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    acc = BunchAccumulator(geom, ENERGY_TRUE, window=30 * u.s)
+    with pytest.raises(ValueError, match="no bunch in the window yet"):
+        acc.dataset()
+    events = _event_list(
+        np.array([1.0, 2.0]), np.array([83.6, 83.7]), np.array([22.0, 22.1]), np.array([1.0, 2.0])
+    )
+    with pytest.raises(ValueError, match="empty or reversed"):
+        acc.add(events, simulated_observation, (t0 + 5 * u.s, t0 + 5 * u.s))
+    with pytest.raises(ValueError, match=r"1 event\(s\) of the bunch lie outside"):
+        acc.add(events, simulated_observation, (t0 + 1.5 * u.s, t0 + 10 * u.s))
+    acc.add(events, simulated_observation, (t0, t0 + 10 * u.s))
+    with pytest.raises(ValueError, match="before the previous bunch ended"):
+        acc.add(events, simulated_observation, (t0 + 5 * u.s, t0 + 20 * u.s))
+    # an empty bunch adds exposure and nothing else
+    empty = events.select_row_subset(np.zeros(2, dtype=bool))
+    acc.add(empty, simulated_observation, (t0 + 10 * u.s, t0 + 20 * u.s))
+    assert acc.counts_cube.sum() == 2
+    assert acc.dataset().gti.time_sum.to_value("s") == pytest.approx(20)
+    # NaN coordinates and non-positive energies are skipped and counted
+    bad = _event_list(
+        np.array([21.0, 22.0, 23.0]),
+        np.array([np.nan, 83.6, 83.6]),
+        np.array([22.0, 22.0, 22.0]),
+        np.array([1.0, -1.0, 1.0]),
+    )
+    stats = acc.add(bad, simulated_observation, (t0 + 20 * u.s, t0 + 30 * u.s))
+    assert (stats.n_invalid, stats.n_counted) == (2, 1)
+    with pytest.raises(TypeError, match="window must be"):
+        BunchAccumulator(geom, window="60 s")
+    with pytest.raises(ValueError, match="empty"):
+        BunchAccumulator(geom, window=0)
+
+
+def test_observation_without_irfs_is_rejected(simulated_observation):
+    import copy
+
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.1, width=2, axes=[ENERGY])
+    observation = copy.copy(simulated_observation)
+    observation._bkg = None
+    observation.bkg = None
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    events = _event_list(np.array([1.0]), np.array([83.6]), np.array([22.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match="has no 'bkg' IRF"):
+        BunchAccumulator(geom, ENERGY_TRUE).add(events, observation, (t0, t0 + 10 * u.s))
