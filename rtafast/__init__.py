@@ -11,6 +11,7 @@ from rtafast_kernels import (
     resolve_backend,
 )
 
+from .binning import fill_counts
 from .fit import Fit, NonLinearParameterError, RtaFitResult
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "NonLinearParameterError",
     "RtaFitResult",
     "available_backends",
+    "fill_counts",
     "resolve_backend",
     "__version__",
 ]
