@@ -73,7 +73,7 @@ def _window_pieces(history, window):
 
 
 def _assert_close(mine, ref, what):
-    mine, ref = np.asarray(mine), np.asarray(ref)
+    mine, ref = np.asarray(mine, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     np.testing.assert_array_equal(np.isnan(mine), np.isnan(ref), err_msg=what)
     fine = ~np.isnan(ref)
     scale = np.maximum(np.abs(ref[fine]), 1e-300)
