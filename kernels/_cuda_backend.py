@@ -19,6 +19,7 @@ from . import element
 from .binning_cuda import bin_events_cuda
 from .jit import gpu_device
 from .prepare import prepare_numpy
+from .selection_cuda import select_cuda
 
 __all__ = ["CudaBackend", "MAX_NORMS"]
 
@@ -171,3 +172,7 @@ class CudaBackend:
         if codes.shape[0]:
             blocks = _blocks(codes.shape[0])
             _scatter_add_kernel[blocks, THREADS](cube, codes, float(weight))
+
+    def select_events(self, time, energy, ra, dec, params, intervals):
+        """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
+        return select_cuda(self.xp, time, energy, ra, dec, params, intervals, THREADS, MAX_BLOCKS)

@@ -11,6 +11,7 @@ from . import element
 from .binning import bin_events_numba
 from .jit import cpu, cpu_kernel
 from .prepare import prepare_numba
+from .selection import select_numba
 
 __all__ = ["NumbaBackend"]
 
@@ -127,3 +128,7 @@ class NumbaBackend:
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated."""
         _scatter_add(cube, codes, float(weight))
+
+    def select_events(self, time, energy, ra, dec, params, intervals):
+        """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
+        return select_numba(time, energy, ra, dec, params, intervals)

@@ -5,6 +5,7 @@ import numpy as np
 from .binning import bin_events_numpy
 from .element import TRUNCATION_VALUE
 from .prepare import prepare_numpy
+from .selection import select_numpy
 
 __all__ = ["NumpyBackend"]
 
@@ -86,3 +87,7 @@ class NumpyBackend:
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated."""
         np.add.at(cube, codes, weight)
+
+    def select_events(self, time, energy, ra, dec, params, intervals):
+        """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
+        return select_numpy(time, energy, ra, dec, params, intervals)

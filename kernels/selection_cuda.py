@@ -1,0 +1,29 @@
+"""CUDA twin of the selection kernel (one thread per event)."""
+
+import math
+
+from numba import cuda
+
+from . import selection_element as el
+from .jit import gpu_functions
+
+__all__ = ["select_cuda"]
+
+_event_selected = gpu_functions(el).event_selected
+
+
+@cuda.jit
+def _select_kernel(time, energy, ra, dec, p, intervals, codes):
+    for i in range(cuda.grid(1), time.shape[0], cuda.gridsize(1)):
+        codes[i] = _event_selected(
+            float(time[i]), float(energy[i]), float(ra[i]), float(dec[i]), p, intervals
+        )
+
+
+def select_cuda(xp, time, energy, ra, dec, p, intervals, threads, max_blocks):
+    """Selection codes of every event, computed on the device."""
+    codes = xp.empty(time.shape[0], dtype=xp.int8)
+    if time.shape[0]:
+        blocks = max(1, min(max_blocks, math.ceil(time.shape[0] / threads)))
+        _select_kernel[blocks, threads](time, energy, ra, dec, p, intervals, codes)
+    return codes
