@@ -8,6 +8,7 @@ import numba
 import numpy as np
 
 from . import element
+from ._host import HostArrays
 from .binning import bin_events_numba
 from .jit import cpu, cpu_kernel
 from .prepare import prepare_numba
@@ -79,28 +80,16 @@ def _scatter_add_source(cube, codes, weight):
 _scatter_add = cpu_kernel(_scatter_add_source)
 
 
-class NumbaBackend:
+class NumbaBackend(HostArrays):
     """numba ``njit(parallel=True)`` implementation of the reductions."""
 
     name = "numba"
-    xp = np
 
     def device_name(self):
         """Return a human-readable description of where this backend computes."""
         from .device import cpu_description
 
         return f"{cpu_description()}, {numba.get_num_threads()} numba threads"
-
-    def asarray(self, array):
-        """Return ``array`` as a contiguous float64 NumPy array."""
-        return np.ascontiguousarray(array, dtype=np.float64)
-
-    def to_numpy(self, array):
-        """Return a host NumPy view of a backend array."""
-        return np.asarray(array)
-
-    def synchronize(self):
-        """Wait for pending work (numba calls are synchronous)."""
 
     def prepare(self, counts, fixed, templates):
         """Classify the bins of a Cash problem (with one parallel numba pass)."""

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._host import HostArrays
 from .binning import bin_events_numpy
 from .element import TRUNCATION_VALUE
 from .prepare import prepare_numpy
@@ -10,28 +11,16 @@ from .selection import select_numpy
 __all__ = ["NumpyBackend"]
 
 
-class NumpyBackend:
+class NumpyBackend(HostArrays):
     """Plain NumPy implementation of the reductions (the reference for tests)."""
 
     name = "numpy"
-    xp = np
 
     def device_name(self):
         """Return a human-readable description of where this backend computes."""
         from .device import cpu_description
 
         return cpu_description()
-
-    def asarray(self, array):
-        """Return ``array`` as a contiguous float64 array of this backend."""
-        return np.ascontiguousarray(array, dtype=np.float64)
-
-    def to_numpy(self, array):
-        """Return a host NumPy copy/view of a backend array."""
-        return np.asarray(array)
-
-    def synchronize(self):
-        """Wait for pending work (nothing to wait for on the CPU)."""
 
     def prepare(self, counts, fixed, templates):
         """Classify the bins of a Cash problem (vectorised)."""

@@ -28,6 +28,8 @@ from gammapy.utils.interpolation import interpolation_scale
 from rtafast_kernels import binning_element as el
 from rtafast_kernels import resolve_backend
 
+from ._keys import geom_key
+
 __all__ = ["BinningStats", "GeomBinning", "event_columns", "fill_counts", "bin_into"]
 
 log = logging.getLogger(__name__)
@@ -173,13 +175,7 @@ class GeomBinning:
 class _GeomKey:
     def __init__(self, geom):
         self.geom = geom
-        self.key = (
-            geom.wcs.to_header_string(),
-            geom.data_shape,
-            geom.frame,
-            tuple(geom.axes["energy"].edges.value) if "energy" in geom.axes.names else (),
-            tuple(geom.axes.names),
-        )
+        self.key = (geom_key(geom), geom.frame) if hasattr(geom, "wcs") else (id(geom),)
 
     def __hash__(self):
         return hash(self.key)

@@ -9,20 +9,13 @@ options; callers get a rescaled copy (never the cached object).
 """
 
 import copy
-import hashlib
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent", "geom_key"]
+from ._keys import content_digest
 
-
-def _digest(*arrays):
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(np.asarray(array, dtype=float))
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
+__all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent"]
 
 
 def is_time_independent(observation):
@@ -43,17 +36,12 @@ def observation_key(observation):
     parts = [str(observation.obs_id)]
     for name in ("aeff", "bkg", "psf", "edisp"):
         irf = getattr(observation, name, None)
-        parts.append(_digest(irf.data) if getattr(irf, "data", None) is not None else "-")
+        parts.append(
+            content_digest(np.asarray(irf.data)) if getattr(irf, "data", None) is not None else "-"
+        )
     pointing = observation.get_pointing_icrs(observation.tmid)
     parts.append(f"{pointing.ra.deg:.12f},{pointing.dec.deg:.12f}")
     return "|".join(parts)
-
-
-def geom_key(geom):
-    """Value key of a map geometry."""
-    axes = tuple((a.name, tuple(np.asarray(a.edges.value).tolist())) for a in geom.axes)
-    wcs = geom.wcs.to_header_string() if hasattr(geom, "wcs") else repr(geom)
-    return (wcs, geom.data_shape, axes)
 
 
 class IRFMapCache:

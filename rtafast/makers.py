@@ -11,8 +11,9 @@ live time (exposure, and the PSF/EDisp exposure maps) or on-time (background).
 
 from gammapy.makers import MapDatasetMaker as GammapyMapDatasetMaker
 
+from ._keys import geom_key
 from .binning import fill_counts
-from .irf_cache import default_irf_cache, geom_key, is_time_independent, observation_key
+from .irf_cache import default_irf_cache, is_time_independent, observation_key
 
 __all__ = ["MapDatasetMaker"]
 

@@ -9,29 +9,13 @@ In real-time analysis the same PSF and position recur window after window.
 """
 
 import contextlib
-import hashlib
 from collections import OrderedDict
 
 import numpy as np
 
+from ._keys import content_digest, geom_key
+
 __all__ = ["PSFKernelCache", "default_cache"]
-
-
-def _digest(*arrays):
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-def _geom_key(geom):
-    axes = tuple(
-        (axis.name, tuple(np.asarray(axis.edges.value).tolist()), str(axis.unit))
-        for axis in geom.axes
-    )
-    return (geom.wcs.to_header_string(), geom.data_shape, axes)
 
 
 def _position_key(position):
@@ -67,9 +51,9 @@ class PSFKernelCache:
         exposure = psf.exposure_map.data if psf.exposure_map is not None else np.zeros(0)
         key = (
             type(psf).__name__,
-            _digest(psf.psf_map.data, exposure),
-            _geom_key(psf.psf_map.geom),
-            _geom_key(geom),
+            content_digest(psf.psf_map.data, exposure),
+            geom_key(psf.psf_map.geom),
+            geom_key(geom),
             _position_key(position),
             None if max_radius is None else str(max_radius),
             containment,
