@@ -266,6 +266,14 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
         log.warning(
             "%d event(s) with NaN/inf coordinates or energy <= 0 were skipped", stats.n_invalid
         )
+    if (
+        stats.n_events
+        and stats.n_outside == stats.n_events - stats.n_invalid
+        and not stats.n_counted
+    ):
+        log.warning(
+            "none of the %d event(s) falls inside the geometry (no overlap?)", stats.n_outside
+        )
     if keep_codes:
         codes = xp.concatenate(kept) if kept else xp.zeros(0, dtype=xp.int64)
         return stats, codes

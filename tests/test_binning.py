@@ -200,3 +200,11 @@ def test_big_chunked_input_matches(monkeypatch):
     )
     geom = _geom(SkyCoord(83.6, 22.0, unit="deg"), "icrs", "TAN", width=3.0)
     _assert_identical(geom, table)
+
+
+def test_geometry_without_overlap_warns_and_counts(caplog):
+    geom = _geom(SkyCoord(200.0, -40.0, unit="deg"), "icrs", "TAN", width=1.0, binsz=0.1)
+    counts = fill_counts(geom, _table([83.6, 83.7], [22.0, 22.1], [1.0, 2.0]))
+    assert counts.data.sum() == 0
+    assert counts.meta["rtafast_binning"].n_outside == 2
+    assert "none of the 2 event(s) falls inside the geometry" in caplog.text
