@@ -35,7 +35,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(params=ALL_BACKENDS)
 def backend(request):
-    """Each rtafast backend in turn (cuda: simulated unless on a GPU node)."""
+    """Each rtafast backend in turn (cuda: simulated unless on a GPU node).
+
+    ``$RTAFAST_BACKENDS`` (comma-separated) restricts the set (``rtafast bench --backend``).
+    """
+    chosen = os.environ.get("RTAFAST_BACKENDS")
+    if chosen and request.param not in chosen.split(","):
+        pytest.skip(f"backend {request.param!r} not in $RTAFAST_BACKENDS={chosen}")
     usable, reason = available_backends()[request.param]
     if not usable:
         pytest.skip(f"backend {request.param!r} unavailable: {reason}")

@@ -13,6 +13,7 @@ Each test asserts its answer agrees with gammapy's.
 """
 
 import pytest
+from bench_settings import rounds
 from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
 
@@ -23,7 +24,7 @@ from rtafast.reference_data import CRAB_POSITION, point_source_models
 from rtafast.templates import build_arrays
 from rtafast_kernels import CashProblem, fit_norms
 
-ROUNDS = dict(rounds=15, warmup_rounds=2, iterations=1)
+ROUNDS = dict(rounds=rounds(15), warmup_rounds=2, iterations=1)
 CASES = {"amplitude": False, "amplitude+bkgnorm": True}
 
 

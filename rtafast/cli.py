@@ -1,4 +1,4 @@
-"""The ``rtafast`` command line: ``info`` and ``demo``.
+"""The ``rtafast`` command line: ``info``, ``demo`` and ``bench``.
 
 Errors are reported as one line on stderr with a non-zero exit code, never a
 traceback (``--debug`` shows it).
@@ -99,6 +99,26 @@ def _demo(args):
     return 0
 
 
+def _bench(args):
+    from pathlib import Path
+
+    from rtafast.bench import markdown_table, plot_rows, run_suite
+
+    backends = [b.strip() for b in args.backend.split(",")] if args.backend else None
+    rows = run_suite(backends=backends, quick=args.quick)
+    table = markdown_table(rows)
+    print(table)
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+    if args.plot:
+        plot_rows(rows, args.plot)
+    return 0
+
+
 def build_parser():
     """Return the argument parser of the ``rtafast`` command."""
     parser = argparse.ArgumentParser(prog="rtafast", description=__doc__.splitlines()[0])
@@ -124,6 +144,14 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
     demo.add_argument("--repeat", type=int, default=5, help="timed repeats after the first fit")
     demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="run the benchmark suite (rtafast vs gammapy)")
+    bench.add_argument("--backend", default=None, help="comma-separated backends (default all)")
+    bench.add_argument("--quick", action="store_true", help="fewer rounds, small sizes only")
+    bench.add_argument("--json", default=None, help="write the rows as JSON to this file")
+    bench.add_argument("--markdown", default=None, help="write the Markdown table here")
+    bench.add_argument("--plot", default=None, help="write a bar chart (PNG/PDF) here")
+    bench.set_defaults(func=_bench)
     return parser
 
 
