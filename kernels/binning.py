@@ -85,6 +85,10 @@ def _codes_source(lon, lat, energy, p, scaled_edges, codes):
 
 
 _codes_parallel = cpu_kernel(_codes_source, parallel=True)
+_codes_serial = cpu_kernel(_codes_source)
+#: Below this many events the serial compilation is used (a bunch of real-time
+#: analysis: waking the thread pool costs more than binning it).
+PARALLEL_THRESHOLD = 65536
 
 
 def _accumulate_source(codes, cube):
@@ -100,7 +104,8 @@ _accumulate = cpu_kernel(_accumulate_source)
 def bin_events_numba(lon, lat, energy, p, scaled_edges, cube):
     """numba twin of :func:`bin_events_numpy`."""
     codes = np.empty(lon.shape[0], dtype=np.int64)
-    _codes_parallel(lon, lat, energy, p, scaled_edges, codes)
+    kernel = _codes_parallel if lon.shape[0] > PARALLEL_THRESHOLD else _codes_serial
+    kernel(lon, lat, energy, p, scaled_edges, codes)
     _accumulate(codes, cube)
     return codes
 

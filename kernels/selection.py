@@ -45,10 +45,14 @@ def _select_source(time, energy, ra, dec, p, intervals, codes):
 
 
 _select_parallel = cpu_kernel(_select_source, parallel=True)
+_select_serial = cpu_kernel(_select_source)
+#: Below this many events the serial compilation is used.
+PARALLEL_THRESHOLD = 65536
 
 
 def select_numba(time, energy, ra, dec, p, intervals):
     """numba twin of :func:`select_numpy`."""
     codes = np.empty(time.shape[0], dtype=np.int8)
-    _select_parallel(time, energy, ra, dec, p, intervals, codes)
+    kernel = _select_parallel if time.shape[0] > PARALLEL_THRESHOLD else _select_serial
+    kernel(time, energy, ra, dec, p, intervals, codes)
     return codes
