@@ -176,3 +176,14 @@ class CudaBackend:
     def select_events(self, time, energy, ra, dec, params, intervals):
         """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
         return select_cuda(self.xp, time, energy, ra, dec, params, intervals, THREADS, MAX_BLOCKS)
+
+    def ts_scan(self, inputs):
+        """TS scan of :class:`rtafast_kernels.tsmap_numpy.TSScanInputs` (one thread per pixel).
+
+        Returns a host array ``(N_OUTPUTS, npix)``; see :mod:`rtafast_kernels.tsmap_element`.
+        """
+        from .tsmap_cuda import ts_scan_cuda
+
+        out = ts_scan_cuda(inputs, self.xp)
+        self.synchronize()
+        return self.to_numpy(out)

@@ -121,3 +121,12 @@ class NumbaBackend(HostArrays):
     def select_events(self, time, energy, ra, dec, params, intervals):
         """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
         return select_numba(time, energy, ra, dec, params, intervals)
+
+    def ts_scan(self, inputs):
+        """TS scan of :class:`rtafast_kernels.tsmap_numpy.TSScanInputs` (numba, parallel).
+
+        Returns a host array ``(N_OUTPUTS, npix)``; see :mod:`rtafast_kernels.tsmap_element`.
+        """
+        from .tsmap_numba import ts_scan_numba
+
+        return ts_scan_numba(inputs)

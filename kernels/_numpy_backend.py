@@ -80,3 +80,12 @@ class NumpyBackend(HostArrays):
     def select_events(self, time, energy, ra, dec, params, intervals):
         """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
         return select_numpy(time, energy, ra, dec, params, intervals)
+
+    def ts_scan(self, inputs):
+        """TS scan of :class:`rtafast_kernels.tsmap_numpy.TSScanInputs` (vectorised NumPy).
+
+        Returns a host array ``(N_OUTPUTS, npix)``; see :mod:`rtafast_kernels.tsmap_element`.
+        """
+        from .tsmap_numpy import ts_scan_numpy
+
+        return ts_scan_numpy(inputs)

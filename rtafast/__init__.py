@@ -12,6 +12,7 @@ from rtafast_kernels import (
 )
 
 from .binning import fill_counts
+from .estimators import ExcessMapEstimator, TSMapEstimator
 from .fit import Fit, NonLinearParameterError, RtaFitResult
 
 __version__ = "0.1.0"
@@ -19,9 +20,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKEND_NAMES",
     "BackendUnavailableError",
+    "ExcessMapEstimator",
     "Fit",
     "NonLinearParameterError",
     "RtaFitResult",
+    "TSMapEstimator",
     "available_backends",
     "fill_counts",
     "resolve_backend",

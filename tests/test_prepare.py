@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 import rtafast_kernels as rk
 from rtafast_kernels.prepare import prepare_numba, prepare_numpy
 
@@ -25,7 +26,9 @@ def test_numba_classification_equals_numpy_reference():
     result = prepare_numba(counts, fixed, templates)
     for field in dataclasses.fields(reference):
         np.testing.assert_allclose(
-            getattr(result, field.name), getattr(reference, field.name), rtol=1e-12,
+            getattr(result, field.name),
+            getattr(reference, field.name),
+            rtol=1e-12,
             err_msg=field.name,
         )
 

@@ -1,0 +1,12 @@
+"""Drop-in map estimators: gammapy 2.1's API, rtafast's kernels.
+
+* `TSMapEstimator`: per-pixel flux-only fits (TS, norm, errors, upper limits) on
+  the numpy, numba or cuda backend;
+* `ExcessMapEstimator`: correlated counts statistics (Cash / Li & Ma) with a
+  top-hat correlation radius.
+"""
+
+from .excess import ExcessMapEstimator
+from .tsmap import TSMapEstimator
+
+__all__ = ["ExcessMapEstimator", "TSMapEstimator"]

@@ -1,0 +1,247 @@
+"""Input arrays of the TS scan, built from gammapy datasets (with a content-keyed cache).
+
+The per-pixel conventions are gammapy 2.1's ``TSMapEstimator.estimate_fit_input_maps``
+and ``SimpleMapDataset.from_arrays``: counts and predicted background times the
+mask; the source model of a bin is the kernel (normalised per energy) times the
+exposure in reconstructed energy (``estimate_exposure_reco_energy``, not
+normalised) times the mask; with ``sum_over_energy_groups`` the energy bins are
+summed and the kernel of each bin is the mask-weighted mean of the energy
+kernels, which depends on which energies are unmasked at that bin: each distinct
+mask pattern gets one row of the kernel table (a handful in practice).
+
+The kernel (PSF/EDisp convolution of the kernel model, ~0.15 s) and the two
+reconstructed-energy exposures depend only on the IRF maps, the mask, the
+geometry and the kernel model: :class:`TSInputCache` keys them on a hash of
+those contents, so repeated maps of the same observation (real-time analysis:
+window after window) compute them once.
+"""
+
+from collections import OrderedDict
+
+import astropy.units as u
+import numpy as np
+from gammapy.estimators.utils import estimate_exposure_reco_energy
+
+from rtafast._keys import content_digest, geom_key
+from rtafast_kernels.tsmap_numpy import TSScanInputs
+
+from .convolution import convolve_images
+
+__all__ = ["TSInputCache", "default_cache", "build_scan_inputs"]
+
+
+def _digest(arrays):
+    return content_digest(*(np.zeros(0) if a is None else a for a in arrays))
+
+
+def _irf_arrays(dataset):
+    arrays = [dataset.exposure.data if dataset.exposure is not None else None]
+    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
+        if irf is None:
+            arrays += [None, None]
+            continue
+        arrays.append(getattr(irf, name).data)
+        exposure_map = getattr(irf, "exposure_map", None)
+        arrays.append(exposure_map.data if exposure_map is not None else None)
+    mask_image = dataset.mask_image
+    arrays.append(mask_image.data if mask_image is not None else None)
+    return arrays
+
+
+def _model_key(model):
+    parts = [type(model.spatial_model).__name__, type(model.spectral_model).__name__]
+    parts += [(p.name, float(p.value), str(p.unit)) for p in model.parameters]
+    frame = getattr(model.spatial_model, "frame", None)
+    return (tuple(parts), frame)
+
+
+class TSInputCache:
+    """Least-recently-used cache of TS kernels and reconstructed-energy exposures.
+
+    Parameters
+    ----------
+    maxsize : int
+        Number of entries kept.
+    """
+
+    def __init__(self, maxsize=16):
+        self.maxsize = maxsize
+        self._entries = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self):
+        """Forget every entry."""
+        self._entries.clear()
+
+    def get(self, helper, dataset):
+        """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
+
+        Parameters
+        ----------
+        helper : `rtafast.estimators.TSMapEstimator`
+            Carries the kernel model and width (its ``_compute_kernel``, gammapy's
+            ``estimate_kernel``, runs on a miss).
+        dataset : `gammapy.datasets.MapDataset`
+        """
+        key = (
+            _digest(_irf_arrays(dataset)),
+            geom_key(dataset.counts.geom),
+            _model_key(helper.kernel_model),
+            None if helper.kernel_width is None else str(helper.kernel_width),
+        )
+        entry = self._entries.get(key)
+        if entry is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return entry
+        self.misses += 1
+        spectral = helper.kernel_model.spectral_model
+        entry = (
+            helper._compute_kernel(dataset),
+            estimate_exposure_reco_energy(dataset, spectral, normalize=True),
+            estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+        )
+        self._entries[key] = entry
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return entry
+
+
+#: The process-wide cache of :class:`rtafast.estimators.TSMapEstimator`.
+default_cache = TSInputCache()
+
+
+def _flux_guess(helper, dataset, kernel, exposure, npred, mask_any):
+    """gammapy's ``estimate_flux_default`` as a norm image (kernel-correlated excess)."""
+    kernel_data = kernel.data / np.sum(kernel.data**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flux = (dataset.counts.data - npred) / exposure.data
+    flux = np.nan_to_num(flux)
+    flux *= (u.Unit(dataset.counts.unit) / exposure.unit).to("1 / (cm2 s)")
+    flux = convolve_images(flux, kernel_data)
+    if mask_any is not None:
+        flux = flux * mask_any
+    flux = flux.sum(axis=0)
+    energy_edges = dataset.counts.geom.axes["energy"].edges
+    flux_ref = helper.kernel_model.spectral_model.integral(energy_edges[0], energy_edges[-1])
+    return flux / flux_ref.to_value("1 / (cm2 s)")
+
+
+def _mask_patterns(mask):
+    """Index of each bin's energy-mask pattern and the patterns, shape (nP, nE)."""
+    n_energy = mask.shape[0]
+    if n_energy > 62:
+        flat = mask.reshape(n_energy, -1).T
+        patterns, inverse = np.unique(flat, axis=0, return_inverse=True)
+        return inverse.reshape(mask.shape[1:]).astype(np.int32), patterns
+    bits = np.left_shift(1, np.arange(n_energy, dtype=np.int64))
+    codes = np.tensordot(bits, mask.astype(np.int64), axes=1)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    patterns = (unique[:, None] & bits[None, :]) != 0
+    return inverse.reshape(mask.shape[1:]).astype(np.int32), patterns
+
+
+def _dataset_layers(helper, dataset, cache, sum_over_energy_groups):
+    kernel, exposure, exposure_npred = cache.get(helper, dataset)
+    npred = dataset.npred().data
+    mask = helper.estimate_mask_default(dataset=dataset).data
+    dataset_mask = dataset.mask
+    guess = _flux_guess(
+        helper,
+        dataset,
+        kernel,
+        exposure,
+        npred,
+        None if dataset_mask is None else dataset_mask.data,
+    )
+    counts = (dataset.counts.data * mask).astype(np.float64)
+    background = npred * mask
+    expo = exposure_npred.data * mask
+    kdata = np.asarray(kernel.data, dtype=np.float64)
+    if sum_over_energy_groups:
+        index, patterns = _mask_patterns(mask)
+        weights = patterns.astype(np.float64)[:, :, None, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ktab = (kdata[None] * weights).sum(axis=1) / weights.sum(axis=1)
+        ktab[~np.isfinite(ktab)] = 0.0
+        counts = counts.sum(axis=0, keepdims=True)
+        background = background.sum(axis=0, keepdims=True)
+        expo = expo.sum(axis=0, keepdims=True)
+        kidx = index[None]
+    else:
+        ktab = kdata
+        kidx = np.broadcast_to(
+            np.arange(kdata.shape[0], dtype=np.int32)[:, None, None], counts.shape
+        )
+    mask_2d = mask.any(axis=0) & (background.sum(axis=0) > 0)
+    return counts, background, expo, kidx, ktab, guess, mask_2d
+
+
+def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options):
+    """TS-scan inputs of datasets sharing one image geometry (one energy group).
+
+    Parameters
+    ----------
+    helper : `gammapy.estimators.TSMapEstimator`
+        Kernel model and width.
+    datasets : `gammapy.datasets.Datasets`
+    cache : `TSInputCache`
+    sum_over_energy_groups : bool
+    **options
+        ``threshold``, ``use_threshold``, ``n_sigma``, ``n_sigma_ul``, ``rtol``,
+        ``max_niter``, ``want_errs``, ``want_ul`` of :class:`TSScanInputs`.
+
+    Returns
+    -------
+    inputs : `rtafast_kernels.tsmap_numpy.TSScanInputs`
+    positions : tuple of ndarray
+        ``(y, x)`` pixel indices of the fitted pixels.
+
+    Raises
+    ------
+    ValueError
+        If no pixel can be fitted (as gammapy).
+    NotImplementedError
+        If the datasets' kernels differ in shape.
+    """
+    parts = [_dataset_layers(helper, d, cache, sum_over_energy_groups) for d in datasets]
+    shapes = {p[4].shape[1:] for p in parts}
+    if len(shapes) != 1:
+        raise NotImplementedError(f"datasets with different kernel shapes {shapes}")
+    ky, kx = shapes.pop()
+    mask_2d = np.logical_or.reduce([p[6] for p in parts])
+    if not np.any(mask_2d):
+        raise ValueError(
+            "No valid positions found. Check that the dataset background is defined and "
+            "not only zeros, or that the mask is not all False."
+        )
+    pad = ((0, 0), (ky // 2, ky // 2), (kx // 2, kx // 2))
+    offsets = np.cumsum([0] + [p[4].shape[0] for p in parts[:-1]])
+    counts = np.pad(np.concatenate([p[0] for p in parts]), pad)
+    background = np.pad(np.concatenate([p[1] for p in parts]), pad)
+    expo = np.pad(np.concatenate([p[2] for p in parts]), pad)
+    kidx = np.pad(
+        np.concatenate([p[3] + o for p, o in zip(parts, offsets, strict=True)]).astype(np.int32),
+        pad,
+    )
+    ktab = np.ascontiguousarray(np.concatenate([p[4] for p in parts]))
+    guesses = np.stack([p[5] for p in parts])
+    finite = np.isfinite(guesses)
+    with np.errstate(invalid="ignore"):
+        guess = np.where(
+            finite.any(axis=0), np.where(finite, guesses, 0).sum(0) / finite.sum(0), 1.0
+        )
+    y, x = np.nonzero(mask_2d)
+    inputs = TSScanInputs(
+        counts=np.ascontiguousarray(counts, dtype=np.float64),
+        background=np.ascontiguousarray(background, dtype=np.float64),
+        expo=np.ascontiguousarray(expo, dtype=np.float64),
+        kidx=np.ascontiguousarray(kidx),
+        ktab=ktab,
+        pix_y=y.astype(np.int64),
+        pix_x=x.astype(np.int64),
+        guess=np.ascontiguousarray(guess[y, x], dtype=np.float64),
+        **options,
+    )
+    return inputs, (y, x)
