@@ -85,3 +85,16 @@ def simulated():
     return simulate_dataset(
         width_deg=1.0, binsz_deg=0.05, n_energy=3, amplitude="5e-12 cm-2 s-1 TeV-1", random_state=1
     )
+
+
+@pytest.fixture(autouse=True)
+def _reset_shared_dataset_models(request):
+    """Give the session-scoped real datasets back without models after each test.
+
+    Fit tests attach source models to them; a TS or excess map computed afterwards on
+    the same object would otherwise see the fitted Crab as background.
+    """
+    yield
+    for name in ("hess_crab_stacked", "cta_1dc_gc"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).models = None
