@@ -106,8 +106,8 @@ def plot_rows(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['capability']}\n{r['size']}\n{r['backend']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5))
+    labels = [f"{r['capability']}, {r['backend']}\n{r['size']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 6))
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [r["rtafast_median_s"] * 1e3 for r in rows], 0.4, label="rtafast")
     ax.bar(
@@ -118,7 +118,7 @@ def plot_rows(rows, path):
     )
     ax.set_yscale("log")
     ax.set_ylabel("median time [ms]")
-    ax.set_xticks(list(x), labels, fontsize=7)
+    ax.set_xticks(list(x), labels, fontsize=7, rotation=40, ha="right")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
