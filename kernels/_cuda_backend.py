@@ -98,6 +98,11 @@ def _blocks(n):
     return max(1, min(MAX_BLOCKS, math.ceil(n / THREADS)))
 
 
+def _grid(n):
+    """Launch configuration ``(blocks, threads)`` for ``n`` items (grid-stride kernels)."""
+    return _blocks(n), THREADS
+
+
 class CudaBackend:
     """CUDA implementation of the reductions (CuPy arrays, or NumPy under the simulator)."""
 
@@ -163,9 +168,7 @@ class CudaBackend:
 
     def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
         """Bin events into the flat counts ``cube`` on the device; return each event's code."""
-        return bin_events_cuda(
-            self.xp, lon, lat, energy, params, scaled_edges, cube, THREADS, MAX_BLOCKS
-        )
+        return bin_events_cuda(self.xp, lon, lat, energy, params, scaled_edges, cube, _grid)
 
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated (atomics)."""
@@ -175,7 +178,7 @@ class CudaBackend:
 
     def select_events(self, time, energy, ra, dec, params, intervals):
         """Selection code of each event: 1 selected, 0 rejected, 2 ambiguous."""
-        return select_cuda(self.xp, time, energy, ra, dec, params, intervals, THREADS, MAX_BLOCKS)
+        return select_cuda(self.xp, time, energy, ra, dec, params, intervals, _grid)
 
     def ts_scan(self, inputs):
         """TS scan of :class:`rtafast_kernels.tsmap_numpy.TSScanInputs` (one thread per pixel).

@@ -3,8 +3,6 @@
 Launched on CuPy arrays (NumPy arrays under numba's CUDA simulator).
 """
 
-import math
-
 from numba import cuda
 
 from . import binning_element as el
@@ -24,10 +22,12 @@ def _bin_kernel(lon, lat, energy, p, scaled_edges, codes, cube):
             cuda.atomic.add(cube, code, 1.0)
 
 
-def bin_events_cuda(xp, lon, lat, energy, p, scaled_edges, cube, threads, max_blocks):
-    """Add the counted events to ``cube`` on the device and return every event's code."""
+def bin_events_cuda(xp, lon, lat, energy, p, scaled_edges, cube, grid):
+    """Add the counted events to ``cube`` on the device and return every event's code.
+
+    ``grid(n)`` gives the ``(blocks, threads)`` launch configuration for ``n`` items.
+    """
     codes = xp.empty(lon.shape[0], dtype=xp.int64)
     if lon.shape[0]:
-        blocks = max(1, min(max_blocks, math.ceil(lon.shape[0] / threads)))
-        _bin_kernel[blocks, threads](lon, lat, energy, p, scaled_edges, codes, cube)
+        _bin_kernel[grid(lon.shape[0])](lon, lat, energy, p, scaled_edges, codes, cube)
     return codes

@@ -1,7 +1,5 @@
 """CUDA twin of the selection kernel (one thread per event)."""
 
-import math
-
 from numba import cuda
 
 from . import selection_element as el
@@ -20,10 +18,9 @@ def _select_kernel(time, energy, ra, dec, p, intervals, codes):
         )
 
 
-def select_cuda(xp, time, energy, ra, dec, p, intervals, threads, max_blocks):
-    """Selection codes of every event, computed on the device."""
+def select_cuda(xp, time, energy, ra, dec, p, intervals, grid):
+    """Selection codes of every event, computed on the device (``grid`` as for binning)."""
     codes = xp.empty(time.shape[0], dtype=xp.int8)
     if time.shape[0]:
-        blocks = max(1, min(max_blocks, math.ceil(time.shape[0] / threads)))
-        _select_kernel[blocks, threads](time, energy, ra, dec, p, intervals, codes)
+        _select_kernel[grid(time.shape[0])](time, energy, ra, dec, p, intervals, codes)
     return codes
