@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda
 
 from . import element
+from .binning import outcome_from_codes
 from .binning_cuda import bin_events_cuda
 from .jit import gpu_device
 from .prepare import prepare_numpy
@@ -166,9 +167,10 @@ class CudaBackend:
         stat = host[0] if need_stat else np.nan
         return stat, host[1 : 1 + k].copy(), host[1 + k :].reshape(k, k).copy()
 
-    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
-        """Bin events into the flat counts ``cube`` on the device; return each event's code."""
-        return bin_events_cuda(self.xp, lon, lat, energy, params, scaled_edges, cube, _grid)
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube, keep_codes=False):
+        """Bin events into ``cube`` on the device; return a ``BinOutcome`` (codes on the device)."""
+        codes = bin_events_cuda(self.xp, lon, lat, energy, params, scaled_edges, cube, _grid)
+        return outcome_from_codes(self.xp, codes, keep_codes, self.to_numpy)
 
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated (atomics)."""

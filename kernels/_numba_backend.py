@@ -110,9 +110,9 @@ class NumbaBackend(HostArrays):
         stat = out[0] if need_stat else np.nan
         return stat, out[1 : 1 + k].copy(), out[1 + k :].reshape(k, k).copy()
 
-    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
-        """Bin events into the flat counts ``cube`` in place; return each event's code."""
-        return bin_events_numba(lon, lat, energy, params, scaled_edges, cube)
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube, keep_codes=False):
+        """Bin events into ``cube`` in place; return a ``BinOutcome`` (see the numpy backend)."""
+        return bin_events_numba(lon, lat, energy, params, scaled_edges, cube, keep_codes)
 
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated."""

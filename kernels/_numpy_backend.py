@@ -69,9 +69,13 @@ class NumpyBackend(HostArrays):
         stat = self.cash_sum(counts, mu) if need_stat else np.nan
         return stat, grad, hess
 
-    def bin_events(self, lon, lat, energy, params, scaled_edges, cube):
-        """Bin events into the flat counts ``cube`` in place; return each event's code."""
-        return bin_events_numpy(lon, lat, energy, params, scaled_edges, cube)
+    def bin_events(self, lon, lat, energy, params, scaled_edges, cube, keep_codes=False):
+        """Bin events into the flat counts ``cube`` in place.
+
+        Returns a :class:`rtafast_kernels.binning.BinOutcome` (with the counted
+        events' bins when ``keep_codes``).
+        """
+        return bin_events_numpy(lon, lat, energy, params, scaled_edges, cube, keep_codes)
 
     def scatter_add(self, cube, codes, weight):
         """``cube[codes] += weight`` with repeated codes accumulated."""

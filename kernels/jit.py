@@ -101,11 +101,13 @@ def _versioned_cache():
         numba.config.CACHE_DIR = previous
 
 
-def cpu_kernel(func, parallel=False):
+def cpu_kernel(func, parallel=False, error_model="python"):
     """Compile a CPU kernel from plain-Python source, cached on disk.
 
     The same source can be compiled serial and parallel (``numba.prange`` is
     ``range`` when not parallel); each compilation gets its own cache entry.
+    ``error_model="numpy"`` lets a division by zero give inf/NaN instead of
+    raising, which a loop needs to be vectorised when it divides.
     """
     suffix = "parallel" if parallel else "serial"
     twin = types.FunctionType(
@@ -118,4 +120,4 @@ def cpu_kernel(func, parallel=False):
     twin.__qualname__ = f"{func.__qualname__}_{suffix}"
     twin.__module__ = func.__module__
     with _versioned_cache() as cache:
-        return numba.njit(parallel=parallel, nogil=True, cache=cache)(twin)
+        return numba.njit(parallel=parallel, nogil=True, cache=cache, error_model=error_model)(twin)

@@ -244,13 +244,13 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     for start in range(0, len(ra), CHUNK_EVENTS):
         chunk = slice(start, start + CHUNK_EVENTS)
         columns = [xp.asarray(np.ascontiguousarray(c[chunk])) for c in (ra, dec, energy)]
-        codes = backend.bin_events(*columns, params, edges, cube)
-        stats.n_counted += int((codes >= 0).sum())
-        stats.n_outside += int((codes == el.OUTSIDE).sum())
-        stats.n_invalid += int((codes == el.INVALID).sum())
+        outcome = backend.bin_events(*columns, params, edges, cube, keep_codes)
+        stats.n_counted += outcome.n_counted
+        stats.n_outside += outcome.n_outside
+        stats.n_invalid += outcome.n_invalid
         if keep_codes:
-            kept.append(codes[codes >= 0])
-        ambiguous = np.flatnonzero(backend.to_numpy(codes == el.AMBIGUOUS)) + start
+            kept.append(outcome.codes)
+        ambiguous = outcome.ambiguous + start
         if ambiguous.size:
             stats.n_ambiguous += ambiguous.size
             flat = binning.exact_flat_index(
