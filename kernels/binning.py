@@ -13,6 +13,7 @@ edge, for the caller to decide with gammapy's arithmetic); and, on request, the
 bins of the counted events (for sliding windows).
 """
 
+import functools
 from typing import NamedTuple
 
 import numba
@@ -128,6 +129,22 @@ _BITS = {  # integer view of the energy column: (dtype, mantissa bits, exponent 
 
 
 def fast_params(p, scaled_edges, energy_dtype):
+    """Packed parameters (float32 tuple) of the float32 screening path (cached).
+
+    See :func:`_fast_params`.
+    """
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    edges = np.ascontiguousarray(scaled_edges, dtype=np.float64)
+    return _cached_fast_params(p.tobytes(), edges.tobytes(), np.dtype(energy_dtype).str)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_fast_params(p_bytes, edges_bytes, energy_dtype):
+    p = np.frombuffer(p_bytes, dtype=np.float64)
+    return _fast_params(p, np.frombuffer(edges_bytes, dtype=np.float64), energy_dtype)
+
+
+def _fast_params(p, scaled_edges, energy_dtype):
     """Packed parameters (float32 tuple) of the float32 screening path.
 
     Derived from the exact path's packed geometry ``p`` and scaled energy edges;
@@ -181,10 +198,11 @@ def fast_params(p, scaled_edges, energy_dtype):
 
 #: Events per inner chunk: the vectorised pass writes the chunk's codes here.
 _CHUNK = 1024
-#: Parallel blocks per thread (each block but the first fills a private histogram).
-_BLOCKS_PER_THREAD = 1
+#: Parallel blocks per thread (handed out dynamically; each thread but the first
+#: fills a private histogram, merged into the cube afterwards).
+_BLOCKS_PER_THREAD = 8
 #: Fewest events per parallel block.
-_MIN_BLOCK = 4096
+_MIN_BLOCK = 16384
 
 
 def _bin_block_source(
@@ -288,14 +306,19 @@ def _bin_blocks_source(
     amb_out,
     counters,
 ):
-    """Bin events into ``cube`` (block 0) and ``private[block - 1]`` (the other blocks)."""
+    """Bin events block by block: thread 0 into ``cube``, thread t into ``private[t - 1]``.
+
+    Blocks are handed to the threads dynamically (see :func:`bin_events_numba`), so a
+    thread descheduled on a shared machine does not hold the others up.
+    """
     n = lon.shape[0]
     n_blocks = counters.shape[0]
     per_block = (n + n_blocks - 1) // n_blocks
     for block in numba.prange(n_blocks):
         start = block * per_block
         stop = min(n, start + per_block)
-        hist = cube if block == 0 else private[block - 1]
+        thread = numba.get_thread_id()
+        hist = cube if thread == 0 else private[thread - 1]
         _bin_block(
             lon,
             lat,
@@ -338,34 +361,35 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False):
     """numba twin of :func:`bin_events_numpy` (vectorised float32 screening + exact recheck)."""
     n = lon.shape[0]
     parallel = n > PARALLEL_THRESHOLD
-    n_blocks = numba.get_num_threads() * _BLOCKS_PER_THREAD if parallel else 1
-    n_blocks = max(1, min(n_blocks, n // _MIN_BLOCK))
+    n_threads = numba.get_num_threads() if parallel else 1
+    n_blocks = max(1, min(n_threads * _BLOCKS_PER_THREAD, n // _MIN_BLOCK))
     energy = np.ascontiguousarray(energy)
     if energy.dtype not in _BITS:
         energy = energy.astype(np.float64)
     bits = energy.view(_BITS[energy.dtype][0])
     q = fast_params(p, scaled_edges, energy.dtype)
-    private = np.zeros((n_blocks - 1, cube.shape[0]))
+    private = np.zeros((n_threads - 1 if n_blocks > 1 else 0, cube.shape[0]))
     codes_out = np.empty(n if keep_codes else 0, dtype=np.int64)
     amb_out = np.empty(n, dtype=np.int64)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
     kernel = _bin_blocks_parallel if parallel else _bin_blocks_serial
-    kernel(
-        lon,
-        lat,
-        energy,
-        bits,
-        q,
-        p,
-        scaled_edges,
-        cube,
-        private,
-        keep_codes,
-        codes_out,
-        amb_out,
-        counters,
-    )
-    if n_blocks > 1:
+    with numba.parallel_chunksize(1):  # dynamic: one block at a time per thread
+        kernel(
+            lon,
+            lat,
+            energy,
+            bits,
+            q,
+            p,
+            scaled_edges,
+            cube,
+            private,
+            keep_codes,
+            codes_out,
+            amb_out,
+            counters,
+        )
+    if private.shape[0]:
         _merge(cube, private)
     per_block = (n + n_blocks - 1) // n_blocks if n_blocks else 0
     starts = np.arange(n_blocks) * per_block
