@@ -3,7 +3,9 @@
 The suite is the pytest-benchmark files in the source tree's ``benchmarks/``
 folder: each times rtafast and gammapy on the same data in the same run. This
 module runs it in a subprocess, collects the rows its ``conftest.py`` writes
-(``$RTAFAST_BENCH_JSON``), adds the device each backend ran on, and renders them.
+(``$RTAFAST_BENCH_JSON``), adds the device each backend ran on and the physical
+floors of each problem (:mod:`rtafast.bench_floors`), and renders them: a Markdown
+table and a plot of time against problem size per capability.
 """
 
 import json
@@ -14,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 from rtafast_kernels import available_backends, resolve_backend
+
+from .bench_floors import add_floors
 
 __all__ = ["find_benchmarks", "run_suite", "markdown_table", "plot_rows"]
 
@@ -44,6 +48,11 @@ def _device(backend_label):
 
 def run_suite(backends=None, quick=False, extra_args=()):
     """Run the benchmarks and return their rows (list of dicts).
+
+    Each row holds the suite's fields (``capability``, ``size``, ``backend``,
+    ``rtafast_median_s``, ``gammapy_median_s``, ``ratio``, optional ``params``),
+    the ``device`` and the floors of :func:`rtafast.bench_floors.add_floors`
+    (the machine's peak figures are measured once, after the suite has run).
 
     Parameters
     ----------
@@ -79,7 +88,7 @@ def run_suite(backends=None, quick=False, extra_args=()):
         rows = json.loads(out.read_text())
     for row in rows:
         row["device"] = _device(row["backend"])
-    return rows
+    return add_floors(rows)
 
 
 def markdown_table(rows):
@@ -99,27 +108,106 @@ def markdown_table(rows):
     return "\n".join(lines) + "\n"
 
 
+# (row field, line style, marker, legend name) of the two floors
+_FLOOR_STYLES = (
+    ("floor_arith_s", "--", "v", "arithmetic floor"),
+    ("floor_bw_s", "-.", "d", "bandwidth floor"),
+)
+
+
+def _numeric_sizes(rows):
+    return all(isinstance(r.get("size_x"), (int, float)) and r["size_x"] > 0 for r in rows)
+
+
 def plot_rows(rows, path):
-    """Bar chart of rtafast and gammapy medians per capability and size (log scale)."""
-    import matplotlib
+    """Time against problem size, one panel per capability (PNG, PDF, ... by extension).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Each panel has the median time of every rtafast backend (markers joined by
+    lines across sizes), gammapy's median (black squares) and, dashed, the
+    arithmetic (``--``, open triangles) and bandwidth (``-.``, open diamonds)
+    floors of each backend family (numpy, numba, cuda) from
+    :func:`rtafast.bench_floors.add_floors`, computed here for rows that lack
+    them. x: the problem size of :mod:`rtafast.bench_floors` (events, bins x free
+    norms, pixels x kernel bins, map bins), log; y: median time in s, log. With a
+    single size per capability the lines reduce to points. Rows whose size label
+    is unknown are placed on a categorical axis, without floors. Drawn on
+    matplotlib's Agg canvas (no display needed).
 
-    labels = [f"{r['capability']}, {r['backend']}\n{r['size']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows)), 6))
-    x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [r["rtafast_median_s"] * 1e3 for r in rows], 0.4, label="rtafast")
-    ax.bar(
-        [i + 0.2 for i in x],
-        [(r["gammapy_median_s"] or 0) * 1e3 for r in rows],
-        0.4,
-        label="gammapy",
-    )
-    ax.set_yscale("log")
-    ax.set_ylabel("median time [ms]")
-    ax.set_xticks(list(x), labels, fontsize=7, rotation=40, ha="right")
-    ax.legend()
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`run_suite` (or their JSON).
+    path : str or path-like
+        Output file.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [dict(r) for r in rows]
+    if any("floor_arith_s" not in r for r in rows):
+        add_floors(rows)
+    capabilities = list(dict.fromkeys(r["capability"] for r in rows))
+    labels = list(dict.fromkeys(r["backend"] for r in rows))
+    palette = [f"C{i}" for i in range(10)]
+    colors = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+    ncols = min(3, max(1, len(capabilities)))
+    nrows = -(-max(1, len(capabilities)) // ncols)
+    fig = Figure(figsize=(5.4 * ncols, 4.4 * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(capabilities) :]:
+        ax.set_visible(False)
+    for ax, capability in zip(axes, capabilities, strict=False):
+        panel = [r for r in rows if r["capability"] == capability]
+        numeric = _numeric_sizes(panel)
+        if numeric:
+            xof = {r["size"]: r["size_x"] for r in panel}
+            ax.set_xscale("log")
+            ax.set_xlabel(panel[0].get("size_unit") or "problem size")
+        else:
+            xof = {size: i for i, size in enumerate(dict.fromkeys(r["size"] for r in panel))}
+            ax.set_xticks(list(xof.values()), list(xof), fontsize=7, rotation=20, ha="right")
+            ax.set_xlabel("size")
+            ax.set_xlim(-0.5, len(xof) - 0.5)
+        for label in dict.fromkeys(r["backend"] for r in panel):
+            points = sorted(
+                (xof[r["size"]], r["rtafast_median_s"]) for r in panel if r["backend"] == label
+            )
+            ax.plot(*zip(*points, strict=True), "o-", color=colors[label], label=f"rtafast {label}")
+        gammapy = sorted(
+            {(xof[r["size"]], r["gammapy_median_s"]) for r in panel if r.get("gammapy_median_s")}
+        )
+        if gammapy:
+            ax.plot(*zip(*gammapy, strict=True), "s-", color="black", label="gammapy")
+        if numeric:
+            families = {}  # a family's floors in the colour of its first backend in the panel
+            for r in panel:
+                families.setdefault((r["backend"].split() or [""])[0], colors[r["backend"]])
+            for family, color in families.items():
+                members = [r for r in panel if (r["backend"].split() or [""])[0] == family]
+                for field, style, marker, name in _FLOOR_STYLES:
+                    points = sorted({(r["size_x"], r[field]) for r in members if r.get(field)})
+                    if not points:
+                        continue
+                    cores = next((r.get("peak_cores") for r in members), None)
+                    where = family
+                    if family != "cuda" and cores:
+                        where = f"{family}, {cores} core{'s' if cores > 1 else ''}"
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        linestyle=style,
+                        marker=marker,
+                        markersize=6,
+                        markerfacecolor="none",
+                        linewidth=1.2,
+                        color=color,
+                        label=f"{name} ({where})",
+                    )
+        ax.set_yscale("log")
+        ax.set_ylabel("median time [s]")
+        ax.set_title(capability)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=6.5)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -1,7 +1,12 @@
 """``rtafast bench`` plumbing (the suite itself runs in benchmarks/)."""
 
+import json
+
+import pytest
+
+import rtafast.bench
 from rtafast.bench import find_benchmarks, markdown_table, plot_rows
-from rtafast.cli import build_parser
+from rtafast.cli import build_parser, main
 
 ROWS = [
     {
@@ -24,6 +29,41 @@ ROWS = [
     },
 ]
 
+# rows with the suite's real size labels (floors computed)
+SUITE_ROWS = [
+    {
+        "capability": "select+bin",
+        "size": "1e+06 events 10x200x200",
+        "backend": backend,
+        "device": device,
+        "rtafast_median_s": median,
+        "gammapy_median_s": 0.125,
+        "ratio": 0.125 / median,
+    }
+    for backend, device, median in (
+        ("numba", "AMD EPYC (2 cores), 2 numba threads", 0.044),
+        ("numpy", "AMD EPYC (2 cores)", 0.13),
+    )
+] + [
+    {
+        "capability": "flux-only fit",
+        "size": "crab 6x125x125, amplitude",
+        "backend": "numba step",
+        "device": "AMD EPYC (2 cores), 2 numba threads",
+        "rtafast_median_s": 0.0007,
+        "gammapy_median_s": 0.17,
+        "ratio": 0.17 / 0.0007,
+    }
+]
+
+
+@pytest.fixture(autouse=True)
+def fixed_peaks(monkeypatch):
+    """Peak figures from the environment: no measurement in the tests."""
+    monkeypatch.setenv("RTAFAST_PEAK_GFLOPS_CORE", "50")
+    monkeypatch.setenv("RTAFAST_PEAK_GBS_CORE", "20")
+    monkeypatch.setenv("RTAFAST_PEAK_GBS", "30")
+
 
 def test_finds_the_suite_in_the_source_tree():
     folder = find_benchmarks()
@@ -43,3 +83,38 @@ def test_cli_options():
         ["bench", "--quick", "--backend", "numba", "--json", "a.json", "--markdown", "b.md"]
     )
     assert args.quick and args.backend == "numba" and args.json == "a.json"
+    args = build_parser().parse_args(["bench", "--plot", "c.png"])
+    assert args.plot == "c.png" and not args.quick
+
+
+def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
+    """``rtafast bench --json --markdown --plot`` with the suite run replaced by fixed rows."""
+    calls = []
+
+    def fake_run_suite(backends=None, quick=False):
+        calls.append((backends, quick))
+        return rtafast.bench.add_floors([dict(row) for row in SUITE_ROWS])
+
+    monkeypatch.setattr(rtafast.bench, "run_suite", fake_run_suite)
+    paths = {name: tmp_path / name for name in ("rows.json", "table.md", "plot.png")}
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--backend",
+            "numba,numpy",
+            "--json",
+            str(paths["rows.json"]),
+            "--markdown",
+            str(paths["table.md"]),
+            "--plot",
+            str(paths["plot.png"]),
+        ]
+    )
+    assert code == 0 and calls == [(["numba", "numpy"], True)]
+    assert "| select+bin | 1e+06 events 10x200x200 | numba |" in capsys.readouterr().out
+    rows = json.loads(paths["rows.json"].read_text())
+    assert all(row["floor_arith_s"] > 0 and row["floor_bw_s"] > 0 for row in rows)
+    assert rows[0]["above_floor"] > 1
+    assert paths["table.md"].read_text().startswith("| capability |")
+    assert paths["plot.png"].stat().st_size > 1000
