@@ -4,6 +4,7 @@ Importable on its own as ``rtafast_kernels``. Inputs and outputs are plain
 arrays; the astronomy layer (:mod:`rtafast`) turns gammapy objects into them.
 """
 
+from . import _openmp  # noqa: F401  (first: sets OpenMP's spin count before numba's pool)
 from .backends import (
     BACKEND_NAMES,
     ENV_VARIABLE,

@@ -1,5 +1,6 @@
 """The backend registry, the CLI and the import-time promise (no CuPy)."""
 
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,20 @@ def test_cli_demo_runs(capsys):
     assert main(["demo", "--repeat", "1", "--livetime", "10 min"]) == 0
     out = capsys.readouterr().out
     assert "gammapy Fit" in out and "rtafast Fit" in out and "TS =" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "10000"), ({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "active"}, "unset")],
+)
+def test_openmp_spin_count_default_respects_the_environment(env, expected):
+    code = "import os, rtafast_kernels; print(os.environ.get('GOMP_SPINCOUNT', 'unset'))"
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**base, **env},
+    )
+    assert out.stdout.strip() == expected
