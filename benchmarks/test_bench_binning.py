@@ -1,7 +1,7 @@
 """Event binning and bunch accumulation: rtafast against gammapy's ``Map.fill_events``.
 
 Synthetic events (float32 columns, as in DL3 files) around the Crab, binned into a
-200x200x10 cube (0.02 deg, TAN, ICRS). 10^6 events by default; 10^7 too with
+200x200x10 cube (0.02 deg, CAR — gammapy's default projection —, ICRS). 10^6 events by default; 10^7 too with
 ``RTAFAST_BENCH_FULL=1``. Each benchmark asserts the cube equals gammapy's, and
 records events/s and the peak memory allocated beyond the input columns
 (tracemalloc).
@@ -28,6 +28,7 @@ GEOM = WcsGeom.create(
     frame="icrs",
     axes=[MapAxis.from_energy_bounds(0.5, 50, 10, unit="TeV")],
 )
+N_BINS = int(np.prod(GEOM.data_shape))
 
 
 def _events(n, seed=0):
@@ -54,7 +55,7 @@ def events(request):
 
 def test_gammapy_fill_events(benchmark, record, events):
     n, event_list, reference = events
-    record("select+bin", f"{n:.0e} events 10x200x200", "gammapy")
+    record("select+bin", f"{n:.0e} events 10x200x200", "gammapy", n_events=n, n_bins=N_BINS)
 
     def fill():
         counts = Map.from_geom(GEOM)
@@ -68,7 +69,14 @@ def test_gammapy_fill_events(benchmark, record, events):
 @pytest.mark.parametrize("backend_name", ["numpy", "numba"])
 def test_rtafast_fill_counts(benchmark, record, events, backend_name):
     n, event_list, reference = events
-    record("select+bin", f"{n:.0e} events 10x200x200", "rtafast", backend_name)
+    record(
+        "select+bin",
+        f"{n:.0e} events 10x200x200",
+        "rtafast",
+        backend_name,
+        n_events=n,
+        n_bins=N_BINS,
+    )
     fill_counts(GEOM, _events(1000), backend=backend_name)  # JIT warm-up
     tracemalloc.start()
     counts = fill_counts(GEOM, event_list, backend=backend_name)
@@ -92,7 +100,14 @@ def test_accumulate_one_bunch(benchmark, record):
     from rtafast_kernels import resolve_backend
 
     backend = resolve_backend("numba")
-    record("accumulate bunch", "1e4 events into 10x200x200", "rtafast", "numba")
+    record(
+        "accumulate bunch",
+        "1e4 events into 10x200x200",
+        "rtafast",
+        "numba",
+        n_events=10**4,
+        n_bins=N_BINS,
+    )
     binning = GeomBinning.for_geom(GEOM)
     bunch = _events(10**4, seed=1)
     columns = event_columns(bunch, binning.axis.unit)

@@ -46,7 +46,7 @@ def _device(backend_label):
     return resolve_backend("numpy").device_name()
 
 
-def run_suite(backends=None, quick=False, extra_args=()):
+def run_suite(backends=None, quick=False, extra_args=(), full=False):
     """Run the benchmarks and return their rows (list of dicts).
 
     Each row holds the suite's fields (``capability``, ``size``, ``backend``,
@@ -60,6 +60,8 @@ def run_suite(backends=None, quick=False, extra_args=()):
         rtafast backends to time (default: every available one).
     quick : bool
         Fewer rounds and the small sizes only (``RTAFAST_BENCH_QUICK=1``).
+    full : bool
+        Also the large sizes and scaling sweeps (``RTAFAST_BENCH_FULL=1``).
     extra_args : sequence of str
         More pytest arguments.
     """
@@ -69,6 +71,8 @@ def run_suite(backends=None, quick=False, extra_args=()):
         env = dict(os.environ, RTAFAST_BENCH_JSON=str(out))
         if quick:
             env["RTAFAST_BENCH_QUICK"] = "1"
+        if full:
+            env["RTAFAST_BENCH_FULL"] = "1"
         if backends:
             env["RTAFAST_BACKENDS"] = ",".join(backends)
         command = [

@@ -105,7 +105,7 @@ def _bench(args):
     from rtafast.bench import markdown_table, plot_rows, run_suite
 
     backends = [b.strip() for b in args.backend.split(",")] if args.backend else None
-    rows = run_suite(backends=backends, quick=args.quick)
+    rows = run_suite(backends=backends, quick=args.quick, full=args.full)
     table = markdown_table(rows)
     print(table)
     if args.json:
@@ -147,10 +147,16 @@ def build_parser():
 
     bench = sub.add_parser("bench", help="run the benchmark suite (rtafast vs gammapy)")
     bench.add_argument("--backend", default=None, help="comma-separated backends (default all)")
-    bench.add_argument("--quick", action="store_true", help="fewer rounds, small sizes only")
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer rounds, small sizes only")
+    size.add_argument(
+        "--full", action="store_true", help="also the large sizes and scaling sweeps (slow)"
+    )
     bench.add_argument("--json", default=None, help="write the rows as JSON to this file")
     bench.add_argument("--markdown", default=None, help="write the Markdown table here")
-    bench.add_argument("--plot", default=None, help="write a bar chart (PNG/PDF) here")
+    bench.add_argument(
+        "--plot", default=None, help="plot time vs size with the floors (PNG/PDF) here"
+    )
     bench.set_defaults(func=_bench)
     return parser
 

@@ -84,15 +84,18 @@ def test_cli_options():
     )
     assert args.quick and args.backend == "numba" and args.json == "a.json"
     args = build_parser().parse_args(["bench", "--plot", "c.png"])
-    assert args.plot == "c.png" and not args.quick
+    assert args.plot == "c.png" and not args.quick and not args.full
+    assert build_parser().parse_args(["bench", "--full"]).full
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--full", "--quick"])
 
 
 def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
     """``rtafast bench --json --markdown --plot`` with the suite run replaced by fixed rows."""
     calls = []
 
-    def fake_run_suite(backends=None, quick=False):
-        calls.append((backends, quick))
+    def fake_run_suite(backends=None, quick=False, full=False):
+        calls.append((backends, quick, full))
         return rtafast.bench.add_floors([dict(row) for row in SUITE_ROWS])
 
     monkeypatch.setattr(rtafast.bench, "run_suite", fake_run_suite)
@@ -111,7 +114,7 @@ def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
             str(paths["plot.png"]),
         ]
     )
-    assert code == 0 and calls == [(["numba", "numpy"], True)]
+    assert code == 0 and calls == [(["numba", "numpy"], True, False)]
     assert "| select+bin | 1e+06 events 10x200x200 | numba |" in capsys.readouterr().out
     rows = json.loads(paths["rows.json"].read_text())
     assert all(row["floor_arith_s"] > 0 and row["floor_bw_s"] > 0 for row in rows)
