@@ -1,10 +1,10 @@
 """Event binning and bunch accumulation: rtafast against gammapy's ``Map.fill_events``.
 
 Synthetic events (float32 columns, as in DL3 files) around the Crab, binned into a
-200x200x10 cube (0.02 deg, CAR — gammapy's default projection —, ICRS). 10^6 events by default; 10^7 too with
-``RTAFAST_BENCH_FULL=1``. Each benchmark asserts the cube equals gammapy's, and
-records events/s and the peak memory allocated beyond the input columns
-(tracemalloc).
+200x200x10 cube (0.02 deg, CAR -- gammapy's default projection --, ICRS). 10^6 events
+by default; 10^7 too with ``RTAFAST_BENCH_FULL=1``. Each benchmark asserts the cube
+equals gammapy's, and records events/s and the peak memory allocated beyond the input
+columns (tracemalloc).
 """
 
 import tracemalloc
