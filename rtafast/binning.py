@@ -220,7 +220,11 @@ def event_columns(events, energy_unit):
         # dtype: float32 wrapping rounds, and the bins must be gammapy's).
         ra = _native(Longitude(ra, unit="deg").value)
     dec = _native(table[names["DEC"]])
-    energy = _native(u.Quantity(table[names["ENERGY"]]).to(energy_unit).value)
+    column = table[names["ENERGY"]]
+    if u.Unit(getattr(column, "unit", None) or "") == u.Unit(energy_unit):
+        energy = _native(column)  # the same values as .to(): no copy
+    else:
+        energy = _native(u.Quantity(column).to(energy_unit).value)
     return ra, dec, energy
 
 
