@@ -1,32 +1,55 @@
 """CPU TS-scan kernel: the per-pixel fit of :mod:`rtafast_kernels.tsmap_element`
-compiled with numba, parallel over chunks of pixels (``prange``).
+compiled with numba, parallel over image rows (``prange``).
 
-Each chunk allocates one scratch row (``3 x L x ky x kx`` floats): memory is
-O(map size + threads x kernel size), never O(map size x kernel size).
+For each image row holding fitted pixels, the linear sums of all its pixels
+(:func:`rtafast_kernels.tsmap_element.dense_bin`) are accumulated one footprint
+offset at a time with the innermost loop running along the row (contiguous,
+branch-free: it vectorises); then each pixel of the row is fitted from its
+listed bins. Each row allocates its sum rows and one scratch row
+(``4 x L x ky x kx`` floats): memory is O(map size + threads x kernel size).
 """
 
 import numba
 import numpy as np
 
 from .jit import cpu, cpu_kernel
-from .tsmap_element import N_OUTPUTS, make_fit_pixel
+from .tsmap_element import N_OUTPUTS, RATIO_INIT, make_scan_functions
+from .tsmap_numpy import scan_tables
 
 __all__ = ["ts_scan_numba"]
 
-#: Pixels per ``prange`` iteration (one scratch row each); results do not depend on it.
-CHUNK = 64
 
-_fit_pixel = make_fit_pixel(cpu)
+_dense_bin, _dense_pixel, _fit_pixels = make_scan_functions(cpu)
 
 
 def _ts_scan_source(
     pix_y,
+    rows_y,
+    row_start,
+    row_xlo,
+    row_xhi,
+    order,
     pix_x,
-    counts,
-    background,
-    expo,
+    e_lin,
+    b_lin,
+    r_lin,
     kidx,
+    layer_kid,
     ktab,
+    inv_ktab,
+    neg_inv_ktab,
+    start,
+    lcol,
+    lk,
+    ln,
+    lb,
+    le,
+    lc0,
+    lib,
+    lrb,
+    regular,
+    ny_pad,
+    nx_pad,
     guess,
     threshold,
     use_threshold,
@@ -38,38 +61,131 @@ def _ts_scan_source(
     want_ul,
     out,
 ):
-    npix = pix_y.shape[0]
-    size = counts.shape[0] * ktab.shape[1] * ktab.shape[2]
-    nchunks = (npix + CHUNK - 1) // CHUNK
-    for c in numba.prange(nchunks):
-        scratch = np.empty((1, 3, size))
-        for j in range(c * CHUNK, min(npix, (c + 1) * CHUNK)):
-            _fit_pixel(
-                j,
-                pix_y[j],
-                pix_x[j],
-                counts,
-                background,
-                expo,
-                kidx,
-                ktab,
-                guess[j],
-                threshold,
-                use_threshold,
-                n_sigma,
-                n_sigma_ul,
-                rtol,
-                max_niter,
-                want_errs,
-                want_ul,
-                scratch,
-                0,
-                out,
-            )
+    layers = layer_kid.shape[0]
+    ky = ktab.shape[1]
+    kx = ktab.shape[2]
+    size = layers * ky * kx
+    for r in numba.prange(rows_y.shape[0]):
+        y = rows_y[r]
+        xlo = row_xlo[r]
+        width = row_xhi[r] - xlo + 1
+        lin = np.empty((1, 5, width))
+        lin_pos = lin[0, 0]
+        lin_neg = lin[0, 1]
+        lin_b = lin[0, 2]
+        lin_r = lin[0, 3]
+        lin_u = lin[0, 4]
+        lin_pos[:] = 0.0
+        lin_neg[:] = 0.0
+        lin_b[:] = 0.0
+        lin_r[:] = RATIO_INIT
+        lin_u[:] = RATIO_INIT
+        for layer in range(layers):
+            kid = layer_kid[layer]
+            for dy in range(ky):
+                base = (layer * ny_pad + y + dy) * nx_pad + xlo
+                for dx in range(kx):
+                    # slices: indices known >= 0, no wrap-around branch, the loop vectorises
+                    first = base + dx
+                    e_row = e_lin[first : first + width]
+                    b_row = b_lin[first : first + width]
+                    r_row = r_lin[first : first + width]
+                    if kid >= 0:
+                        k = ktab[kid, dy, dx]
+                        inv_k = inv_ktab[kid, dy, dx]
+                        neg_inv_k = neg_inv_ktab[kid, dy, dx]
+                        for t in range(width):
+                            sp, sn, sb, sr, su = _dense_bin(
+                                lin_pos[t],
+                                lin_neg[t],
+                                lin_b[t],
+                                lin_r[t],
+                                lin_u[t],
+                                k,
+                                inv_k,
+                                neg_inv_k,
+                                e_row[t],
+                                b_row[t],
+                                r_row[t],
+                            )
+                            lin_pos[t] = sp
+                            lin_neg[t] = sn
+                            lin_b[t] = sb
+                            lin_r[t] = sr
+                            lin_u[t] = su
+                    else:
+                        k_row = kidx[first : first + width]
+                        for t in range(width):
+                            kk = k_row[t]
+                            sp, sn, sb, sr, su = _dense_bin(
+                                lin_pos[t],
+                                lin_neg[t],
+                                lin_b[t],
+                                lin_r[t],
+                                lin_u[t],
+                                ktab[kk, dy, dx],
+                                inv_ktab[kk, dy, dx],
+                                neg_inv_ktab[kk, dy, dx],
+                                e_row[t],
+                                b_row[t],
+                                r_row[t],
+                            )
+                            lin_pos[t] = sp
+                            lin_neg[t] = sn
+                            lin_b[t] = sb
+                            lin_r[t] = sr
+                            lin_u[t] = su
+        scratch = np.empty((1, 4, size))
+        tables = (e_lin, b_lin, kidx, ktab, inv_ktab, start, lcol, lk, ln, lb, le, lc0, lib, lrb)
+        options = (
+            regular,
+            ny_pad,
+            nx_pad,
+            threshold,
+            use_threshold,
+            n_sigma,
+            n_sigma_ul,
+            rtol,
+            max_niter,
+            want_errs,
+            want_ul,
+        )
+        _fit_pixels(
+            row_start[r],
+            row_start[r + 1],
+            order,
+            pix_y,
+            pix_x,
+            lin,
+            0,
+            xlo,
+            tables,
+            options,
+            guess,
+            scratch,
+            0,
+            out,
+        )
 
 
 _ts_scan_parallel = cpu_kernel(_ts_scan_source, parallel=True)
 _ts_scan_serial = cpu_kernel(_ts_scan_source)
+
+
+def _rows(pix_y, pix_x):
+    """Pixels grouped by image row: ``(rows_y, row_start, row_xlo, row_xhi, order)``."""
+    key = pix_y * (int(pix_x.max()) + 1) + pix_x
+    if np.all(key[1:] > key[:-1]):
+        order = np.arange(key.size, dtype=np.int64)  # already row-major (np.nonzero)
+        ys, xs = pix_y, pix_x
+    else:
+        order = np.argsort(key, kind="stable").astype(np.int64)
+        ys, xs = pix_y[order], pix_x[order]
+    first = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
+    row_start = np.append(first, ys.size).astype(np.int64)
+    row_xlo = np.minimum.reduceat(xs, first)
+    row_xhi = np.maximum.reduceat(xs, first)
+    return ys[first], row_start, row_xlo, row_xhi, order
 
 
 def ts_scan_numba(inputs, parallel=True):
@@ -80,18 +196,46 @@ def ts_scan_numba(inputs, parallel=True):
     ndarray, shape (N_OUTPUTS, npix)
         Rows in :data:`rtafast_kernels.tsmap_element.OUTPUT_NAMES` order.
     """
-    npix = inputs.pix_y.shape[0]
+    pix_y = np.asarray(inputs.pix_y, dtype=np.int64)
+    pix_x = np.asarray(inputs.pix_x, dtype=np.int64)
+    npix = pix_y.shape[0]
     out = np.empty((N_OUTPUTS, npix))
-    kernel = _ts_scan_parallel if parallel and npix > CHUNK else _ts_scan_serial
+    if npix == 0:
+        return out
+    t = scan_tables(inputs)
+    rows_y, row_start, row_xlo, row_xhi, order = _rows(pix_y, pix_x)
+    # the serial compilation (compiled on first use) only on request: one kernel to
+    # compile, and waking the threads costs little next to any fit
+    kernel = _ts_scan_parallel if parallel else _ts_scan_serial
     kernel(
-        inputs.pix_y,
-        inputs.pix_x,
-        inputs.counts,
-        inputs.background,
-        inputs.expo,
-        inputs.kidx,
-        inputs.ktab,
-        inputs.guess,
+        pix_y,
+        rows_y,
+        row_start,
+        row_xlo,
+        row_xhi,
+        order,
+        pix_x,
+        t.e_lin,
+        t.b_lin,
+        t.r_lin,
+        t.kidx,
+        t.layer_kid,
+        t.ktab,
+        t.inv_ktab,
+        t.neg_inv_ktab,
+        t.start,
+        t.lcol,
+        t.lk,
+        t.ln,
+        t.lb,
+        t.le,
+        t.lc0,
+        t.lib,
+        t.lrb,
+        bool(t.regular),
+        int(t.ny_pad),
+        int(t.nx_pad),
+        np.ascontiguousarray(inputs.guess, dtype=np.float64),
         float(inputs.threshold),
         bool(inputs.use_threshold),
         float(inputs.n_sigma),

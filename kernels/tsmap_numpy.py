@@ -1,11 +1,13 @@
-"""TS-scan inputs and the NumPy reference scan (vectorised over pixels).
+"""TS-scan inputs, their per-bin tables, and the NumPy reference scan.
 
-:class:`TSScanInputs` holds the flat arrays every backend's ``ts_scan`` takes.
-:func:`ts_scan_numpy` is the vectorised twin of
-:mod:`rtafast_kernels.tsmap_element`: the same algorithm (bracket, start, Newton
-steps with bisection safeguard, stopping rule) on all pixels at once, looping
-over the kernel footprint with gathers of one value per pixel, so memory stays
-O(map size).
+:class:`TSScanInputs` holds the flat arrays every backend's ``ts_scan`` takes;
+:func:`scan_tables` turns them into the per-bin tables every backend's kernel
+reads (:class:`ScanTables`: listed and linear bins, see
+:mod:`rtafast_kernels.tsmap_element`). :func:`ts_scan_numpy` is the vectorised
+twin of :mod:`rtafast_kernels.tsmap_element`: the same algorithm (sums, start,
+pole-model steps with bisection safeguard, stopping rules) on all pixels at
+once, looping over the kernel footprint with gathers of one value per pixel,
+in the same order as the per-pixel loops, so memory stays O(map size).
 """
 
 from dataclasses import dataclass
@@ -13,9 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .element import LOG_TRUNCATION_VALUE, TRUNCATION_VALUE
-from .tsmap_element import N_OUTPUTS, STAT_TOL
+from .tsmap_element import (
+    N_OUTPUTS,
+    PREDICT_SAFETY,
+    PREDICT_SHRINK,
+    RATIO_INIT,
+    STAT_TOL,
+)
 
-__all__ = ["TSScanInputs", "ts_scan_numpy"]
+__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "ts_scan_numpy"]
 
 
 @dataclass
@@ -35,14 +43,16 @@ class TSScanInputs:
     pix_y, pix_x : ndarray, shape (npix,), int64
         Fitted pixels (unpadded coordinates = corner of the footprint in the padded arrays).
     guess : ndarray, shape (npix,), float64
-        Initial norm of each pixel (gammapy's kernel-correlated excess).
+        Initial norm of each pixel (gammapy's kernel-correlated excess): only
+        used with a threshold (the TS of the guess decides whether the pixel
+        is fitted; a skipped pixel keeps it as its norm).
     threshold : float
         TS of the initial guess below which the fit is skipped (if ``use_threshold``).
     use_threshold : bool
     n_sigma, n_sigma_ul : float
         Error and upper-limit confidence (in sigma).
     rtol : float
-        Stop when the Newton step is below ``rtol`` times the norm's 1-sigma error.
+        Stop when the step is below ``rtol`` times the norm's 1-sigma error.
     max_niter : int
         Iteration cap of each root search.
     want_errs, want_ul : bool
@@ -67,6 +77,62 @@ class TSScanInputs:
     want_ul: bool = False
 
 
+@dataclass
+class ScanTables:
+    """Per-bin tables of a TS scan (flat, row-major over the padded ``(L, NYp, NXp)``).
+
+    Attributes
+    ----------
+    ny_pad, nx_pad : int
+        Padded image shape.
+    e_lin, b_lin : ndarray, float64
+        Exposure and background of the linear bins (``n = 0``), 0 at listed bins.
+    r_lin : ndarray, float64
+        ``b / e`` of the linear bins with ``e > 0``, ``inf`` elsewhere.
+    kidx : ndarray, int32
+        Kernel row of each bin.
+    layer_kid : ndarray, int64, shape (L,)
+        The kernel row shared by all linear bins of a layer that have exposure
+        or background, or -1 where they use several rows.
+    ktab, inv_ktab, neg_inv_ktab : ndarray, float64, shape (nK, ky, kx)
+        Kernel table, ``1 / ktab`` where ``ktab > 0`` and ``-1 / ktab`` where
+        ``ktab < 0`` (``inf`` elsewhere).
+    start : ndarray, int64, shape (L * NYp * NXp + 1,)
+        Number of listed bins before each bin (the listed bins of a row segment
+        ``[p, q)`` are ``start[p]:start[q]`` of the listed arrays).
+    lcol, lk : ndarray, int64 / int32
+        Column and kernel row of each listed bin.
+    ln, lb, le, lc0, lib, lrb : ndarray, float64
+        Counts, background, exposure, ``cash_term(n, b)``, ``1 / b`` and ``b / e``
+        (``inf`` where ``e <= 0``) of each listed bin.
+    regular : bool
+        Whether all counts, backgrounds and exposures are >= 0 and the kernel
+        values finite (then the listed bins are those with ``n > 0``); otherwise
+        every bin with a non-zero value is listed and there are no linear bins.
+    """
+
+    ny_pad: int
+    nx_pad: int
+    e_lin: np.ndarray
+    b_lin: np.ndarray
+    r_lin: np.ndarray
+    kidx: np.ndarray
+    layer_kid: np.ndarray
+    ktab: np.ndarray
+    inv_ktab: np.ndarray
+    neg_inv_ktab: np.ndarray
+    start: np.ndarray
+    lcol: np.ndarray
+    lk: np.ndarray
+    ln: np.ndarray
+    lb: np.ndarray
+    le: np.ndarray
+    lc0: np.ndarray
+    lib: np.ndarray
+    lrb: np.ndarray
+    regular: bool
+
+
 def _cash(n, mu):
     """Half the Cash term per bin, with gammapy's truncation (vectorised)."""
     truncated = mu <= TRUNCATION_VALUE
@@ -81,43 +147,358 @@ def _dcash(n, mu):
     return np.where(live, np.where(n > 0, 1.0 - n / safe, 1.0), 0.0)
 
 
-class _Footprints:
-    """Iterate over the footprint bins of all pixels: ``(n, b, m, keep)`` arrays."""
+def scan_tables(inputs):
+    """Per-bin tables of TS-scan inputs (built on the host, O(map size)).
 
-    def __init__(self, inputs):
-        self.inputs = inputs
-        self.ky, self.kx = inputs.ktab.shape[1:]
+    Parameters
+    ----------
+    inputs : TSScanInputs
 
-    def __iter__(self):
-        inp = self.inputs
-        for layer in range(inp.counts.shape[0]):
+    Returns
+    -------
+    ScanTables
+    """
+    counts = np.ascontiguousarray(inputs.counts, dtype=np.float64)
+    background = np.ascontiguousarray(inputs.background, dtype=np.float64)
+    expo = np.ascontiguousarray(inputs.expo, dtype=np.float64)
+    kidx = np.ascontiguousarray(inputs.kidx, dtype=np.int32)
+    ktab = np.ascontiguousarray(inputs.ktab, dtype=np.float64)
+    layers, ny_pad, nx_pad = counts.shape
+    regular = bool(
+        np.isfinite(ktab).all()
+        and (expo >= 0).all()
+        and (counts >= 0).all()
+        and (background >= 0).all()
+    )
+    if regular:
+        listed = counts > 0
+    else:
+        listed = (counts != 0) | (background != 0) | (expo != 0)
+    linear = ~listed
+    e_lin = np.where(linear, expo, 0.0)
+    b_lin = np.where(linear, background, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_lin = np.where(linear & (expo > 0), background / np.where(expo > 0, expo, 1.0), np.inf)
+        inv_ktab = np.where(ktab > 0, 1.0 / np.where(ktab > 0, ktab, 1.0), np.inf)
+        neg_inv_ktab = np.where(ktab < 0, -1.0 / np.where(ktab < 0, ktab, 1.0), np.inf)
+    relevant = linear & ((expo != 0) | (background != 0))
+    layer_kid = np.zeros(layers, dtype=np.int64)
+    for layer in range(layers):
+        kids = kidx[layer][relevant[layer]]
+        if kids.size and (kids != kids[0]).any():
+            layer_kid[layer] = -1
+        elif kids.size:
+            layer_kid[layer] = kids[0]
+    flat_listed = listed.ravel()
+    index = np.flatnonzero(flat_listed)
+    start = np.zeros(flat_listed.size + 1, dtype=np.int64)
+    np.cumsum(flat_listed, out=start[1:])
+    ln = counts.ravel()[index]
+    lb = background.ravel()[index]
+    le = expo.ravel()[index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lib = 1.0 / lb
+        lrb = np.where(le > 0, lb / np.where(le > 0, le, 1.0), np.inf)
+    tables = ScanTables(
+        ny_pad=ny_pad,
+        nx_pad=nx_pad,
+        e_lin=e_lin.ravel(),
+        b_lin=b_lin.ravel(),
+        r_lin=r_lin.ravel(),
+        kidx=kidx.ravel(),
+        layer_kid=layer_kid,
+        ktab=ktab,
+        inv_ktab=inv_ktab,
+        neg_inv_ktab=neg_inv_ktab,
+        start=start,
+        lcol=index % nx_pad,
+        lk=kidx.ravel()[index],
+        ln=ln,
+        lb=lb,
+        le=le,
+        lc0=_cash(ln, lb),
+        lib=lib,
+        lrb=lrb,
+        regular=regular,
+    )
+    return tables
+
+
+class _Footprint:
+    """Gathers over the footprints of all pixels, one offset ``(layer, dy, dx)`` at a time."""
+
+    def __init__(self, inputs, tables):
+        self.t = tables
+        self.py = np.asarray(inputs.pix_y, dtype=np.int64)
+        self.px = np.asarray(inputs.pix_x, dtype=np.int64)
+        self.layers = tables.kidx.size // (tables.ny_pad * tables.nx_pad)
+        self.ky, self.kx = tables.ktab.shape[1:]
+
+    def offsets(self):
+        """``(o, dy, dx, p)``: offset number and flat bin index per pixel, in loop order."""
+        t = self.t
+        o = 0
+        for layer in range(self.layers):
             for dy in range(self.ky):
-                yy = inp.pix_y + dy
+                base = (layer * t.ny_pad + self.py + dy) * t.nx_pad + self.px
                 for dx in range(self.kx):
-                    xx = inp.pix_x + dx
-                    n = inp.counts[layer, yy, xx]
-                    b = inp.background[layer, yy, xx]
-                    m = inp.ktab[inp.kidx[layer, yy, xx], dy, dx] * inp.expo[layer, yy, xx]
-                    keep = ~((n == 0) & (b == 0) & (m == 0))
-                    yield n, b, m, keep
+                    yield o, dy, dx, base + dx
+                    o += 1
+
+    def linear(self):
+        """``(k, inv_k, neg_inv_k, e_lin, b_lin, r_lin)`` of each offset."""
+        t = self.t
+        for _, dy, dx, p in self.offsets():
+            kid = t.kidx[p]
+            yield (
+                t.ktab[kid, dy, dx],
+                t.inv_ktab[kid, dy, dx],
+                t.neg_inv_ktab[kid, dy, dx],
+                t.e_lin[p],
+                t.b_lin[p],
+                t.r_lin[p],
+            )
+
+    def listed(self):
+        """``(o, keep, n, b, m, c0, ib, r)`` of each offset (``keep``: a kept listed
+        bin; ``r``: its ``b / m`` as the element computes it where ``m > 0``)."""
+        t = self.t
+        last = max(t.ln.size - 1, 0)
+        for o, dy, dx, p in self.offsets():
+            has = t.start[p + 1] > t.start[p]
+            if t.ln.size == 0:
+                zeros = np.zeros(p.shape)
+                yield o, has, zeros, zeros, zeros, zeros, zeros, zeros
+                continue
+            i = np.minimum(t.start[p], last)
+            n = np.where(has, t.ln[i], 0.0)
+            b = np.where(has, t.lb[i], 0.0)
+            kid = t.lk[i]
+            m = np.where(has, t.ktab[kid, dy, dx] * t.le[i], 0.0)
+            keep = has & ~((n == 0) & (b == 0) & (m == 0))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                if t.regular:
+                    r = t.lrb[i] * t.inv_ktab[kid, dy, dx]
+                else:
+                    r = b / m
+            yield o, keep, n, b, m, t.lc0[i], t.lib[i], r
 
 
-def _stat_grad(bins, x):
-    stat = np.zeros_like(x)
-    grad = np.zeros_like(x)
-    for n, b, m, keep in bins:
+def _add(acc, mask, value):
+    """``acc + value`` where ``mask`` (the per-pixel ``if mask: acc += value``)."""
+    return np.where(mask, acc + value, acc)
+
+
+class _Pixels:
+    """Per-pixel state of the vectorised twin (the scalars of ``fit_pixel``)."""
+
+
+def _gather(fp):
+    """Linear and listed sums of every pixel (the copy loop of ``fit_pixel``)."""
+    s = _Pixels()
+    shape = fp.py.shape
+    s.lin_pos, s.lin_neg, s.lin_b = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    s.lin_ratio, s.lin_up = np.full(shape, RATIO_INIT), np.full(shape, RATIO_INIT)
+    for k, inv_k, neg_inv_k, e_lin, b_lin, r_lin in fp.linear():
+        m = k * e_lin
+        s.lin_pos = _add(s.lin_pos, k > 0, m)
+        s.lin_neg = _add(s.lin_neg, ~(k > 0), m)
+        s.lin_b = s.lin_b + b_lin
+        with np.errstate(invalid="ignore"):
+            ratio = r_lin * inv_k
+            s.lin_ratio = np.where(ratio < s.lin_ratio, ratio, s.lin_ratio)
+            up = r_lin * neg_inv_k
+            s.lin_up = np.where(up < s.lin_up, up, s.lin_up)
+    s.lin_m = s.lin_pos + s.lin_neg
+    names = ("const", "stat0", "sum_n", "sum_m", "sum_b", "s_counts", "s_model", "s_m_empty")
+    for name in names + ("f_zero", "g_zero"):
+        setattr(s, name, np.zeros(shape))
+    s.n_front = np.zeros(shape, dtype=np.int64)
+    s.r_min = np.full(shape, RATIO_INIT)
+    s.r_total = np.full(shape, RATIO_INIT)
+    s.o_min = np.full(shape, -1, dtype=np.int64)
+    s.c_min, n_c, m_c, b_c = np.ones(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for o, keep, n, b, m, c0, ib, r in fp.listed():
+        s.sum_n = _add(s.sum_n, keep, n)
+        s.sum_m = _add(s.sum_m, keep, m)
+        s.sum_b = _add(s.sum_b, keep, b)
+        s.stat0 = _add(s.stat0, keep, c0)
+        positive = keep & (m > 0)
+        s.s_model = _add(s.s_model, positive, m)
+        s.r_total = np.where(positive & (r < s.r_total), r, s.r_total)
+        front = positive & (n > 0)
+        s.s_counts = _add(s.s_counts, front, n)
+        with np.errstate(invalid="ignore", over="ignore"):
+            q = m * ib
+            w = n * q
+            s.f_zero = _add(s.f_zero, front, w)
+            s.g_zero = _add(s.g_zero, front, w * q)
+        better = front & (r < s.r_min)
+        s.r_min = np.where(better, r, s.r_min)
+        s.o_min = np.where(better, o, s.o_min)
+        n_c = np.where(better, n, n_c)
+        m_c = np.where(better, m, m_c)
+        b_c = np.where(better, b, b_c)
+        s.n_front += front
+        s.s_m_empty = _add(s.s_m_empty, positive & ~(n > 0), m)
+        s.const = _add(s.const, keep & (m == 0), c0)
+        s.s_counts = _add(s.s_counts, keep & ~(m > 0) & (n > 0), n)
+    if fp.t.regular:
+        # the element's fast copy loop (all listed n > 0): s_counts = sum_n, r_total = r_min
+        s.s_counts = s.sum_n.copy()
+        s.r_total = s.r_min.copy()
+    has_min = s.o_min >= 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = m_c * (1.0 / b_c)
+        s.c_min = np.where(has_min, n_c, 1.0)
+        s.w_min = np.where(has_min, n_c * q, 0.0)
+        s.g_min = np.where(has_min, s.w_min * q, 0.0)
+    s.sum_m = s.sum_m + s.lin_m
+    s.sum_b = s.sum_b + s.lin_b
+    s.s_model = s.s_model + s.lin_pos
+    s.s_m_empty = s.s_m_empty + s.lin_pos
+    s.stat_null = 2.0 * (s.stat0 + s.lin_b)
+    ratio_total = np.where(s.lin_ratio < s.r_total, s.lin_ratio, s.r_total)
+    s.norm_min_total = -ratio_total
+    return s
+
+
+def _linear_exact(fp, x):
+    """Linear bins bin by bin (value and derivative), with truncation."""
+    value = np.zeros(x.shape)
+    grad = np.zeros(x.shape)
+    for k, _, _, e_lin, b_lin, _ in fp.linear():
+        m = k * e_lin
+        use = ~((b_lin == 0) & (m == 0))
+        mu = b_lin + x * m
+        value = _add(value, use, _cash(0.0, mu))
+        grad = _add(grad, use, m * _dcash(0.0, mu))
+    return value, grad
+
+
+def _listed_bins(fp, s):
+    """``(o, use, n, b, m, r)`` per offset: front bins in order, back bins reversed."""
+    front_bins, back_bins = [], []
+    for o, keep, n, b, m, _, _, r in fp.listed():
+        front = keep & (m > 0) & (n > 0)
+        back = keep & (((m > 0) & ~(n > 0)) | (m < 0))
+        front_bins.append((o, front, n, b, m, r))
+        back_bins.append((o, back, n, b, m, r))
+    return front_bins, back_bins[::-1]
+
+
+def _stat_grad(fp, s, x):
+    """Cash statistic and its derivative at norms ``x`` (the element's ``stat_grad``)."""
+    stat = s.const.copy()
+    grad = np.zeros(x.shape)
+    front_bins, back_bins = _listed_bins(fp, s)
+    for _, use, n, b, m, _ in front_bins + back_bins:
         mu = b + x * m
-        stat += np.where(keep, _cash(n, mu), 0.0)
-        grad += np.where(keep, m * _dcash(n, mu), 0.0)
+        stat = _add(stat, use, _cash(n, mu))
+        grad = _add(grad, use, m * _dcash(n, mu))
+    above = (x >= s.norm_min_total) & (x <= s.lin_up)
+    value, slope = _linear_exact(fp, x)
+    stat = np.where(above, stat + (s.lin_b + x * s.lin_m), stat + value)
+    grad = np.where(above, grad + s.lin_m, grad + slope)
     return 2.0 * stat, 2.0 * grad
 
 
-def _confidence(bins, target, start, end, x0, tol, max_niter):
+def _counted_sums(front_bins, s, x):
+    rest = np.zeros(x.shape)
+    rest_grad = np.zeros(x.shape)
+    for o, front, n, _, _, r in front_bins:
+        use = front & (o != s.o_min)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            q = 1.0 / (x + r)
+            w = n * q
+            rest = _add(rest, use, w)
+            rest_grad = _add(rest_grad, use, w * q)
+    return rest, rest_grad
+
+
+def _pole_step(x, sn_min, c_min, s_model, rest, rest_grad):
+    """Vectorised :func:`rtafast_kernels.tsmap_element.pole_step`."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dist = rest / rest_grad
+        weight = rest * dist
+        shift = x - dist + sn_min
+        b_coef = s_model * shift + c_min + weight
+        disc = b_coef * b_coef - 4.0 * s_model * c_min * shift
+        disc = np.where(disc < 0.0, 0.0, disc)
+        root = np.sqrt(disc)
+        u = np.where(
+            b_coef > 0.0, (b_coef + root) / (2.0 * s_model), 2.0 * c_min * shift / (b_coef - root)
+        )
+        modelled = u - sn_min
+        single = c_min / s_model - sn_min
+    return np.where((rest > 0.0) & (rest_grad > 0.0), modelled, single)
+
+
+def _solve(fp, s, active, rtol, max_niter):
+    """Root search of the active pixels: ``(root, niter, converged)``."""
+    shape = active.shape
+    front_bins, _ = _listed_bins(fp, s)
+    sn_min = s.r_min
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = s.c_min / s.s_model - sn_min
+        hi = s.s_counts / s.s_model - sn_min
+    free = sn_min > 0.0
+    x = np.where(free, 0.0, lo)
+    x = np.where(active, x, 0.0)
+    rest, rest_grad = _counted_sums(front_bins, s, x)
+    rest = np.where(free, s.f_zero - s.w_min, rest)
+    rest_grad = np.where(free, s.g_zero - s.g_min, rest_grad)
+    root = lo.copy()
+    niter = np.zeros(shape)
+    converged = np.zeros(shape, dtype=bool)
+    step_prev = np.zeros(shape)
+    for it in range(max_niter):
+        if not active.any():
+            break
+        if it > 0:
+            rest, rest_grad = _counted_sums(front_bins, s, np.where(active, x, 0.0))
+        niter += active
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_pole = 1.0 / (x + sn_min)
+            f_pole = s.c_min * inv_pole
+            total = f_pole + rest
+            curv = f_pole * inv_pole + rest_grad
+        exact = active & (total == s.s_model)
+        root = np.where(exact, x, root)
+        converged |= exact
+        active = active & ~exact
+        lo = np.where(active & (total > s.s_model) & (x > lo), x, lo)
+        hi = np.where(active & (total < s.s_model) & (x < hi), x, hi)
+        new = _pole_step(x, sn_min, s.c_min, s.s_model, rest, rest_grad)
+        step = np.abs(new - x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tol = rtol / np.sqrt(curv)
+        small = step <= tol
+        modelled = (lo <= new) & (new <= hi)
+        bisect = ~small & ~modelled
+        new = np.where(bisect, 0.5 * (lo + hi), new)
+        step = np.where(bisect, np.abs(new - x), step)
+        stop = small | (hi - lo <= tol)
+        stop |= (
+            modelled
+            & (step <= PREDICT_SHRINK * step_prev)
+            & (step * step * step <= PREDICT_SAFETY * tol * step_prev * step_prev)
+        )
+        stop &= active
+        root = np.where(stop, new, root)
+        converged |= stop
+        active = active & ~stop
+        step_prev = np.where(modelled, step, 0.0)
+        x = np.where(active, new, x)
+    return root, niter, converged
+
+
+def _confidence(stat_grad, target, start, end, x0, tol, max_niter):
     """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap_element`."""
     result = np.full(start.shape, np.nan)
     finite = np.isfinite(start) & np.isfinite(end)
-    g_start = _stat_grad(bins, np.where(finite, start, 0.0))[0] - target
-    g_end = _stat_grad(bins, np.where(finite, end, 0.0))[0] - target
+    g_start = stat_grad(np.where(finite, start, 0.0))[0] - target
+    g_end = stat_grad(np.where(finite, end, 0.0))[0] - target
     done = ~finite
     hit = ~done & (g_start == 0)
     result[hit] = start[hit]
@@ -133,7 +514,7 @@ def _confidence(bins, target, start, end, x0, tol, max_niter):
     for _ in range(max_niter):
         if done.all():
             break
-        value, grad = _stat_grad(bins, np.where(done, 0.0, x))
+        value, grad = stat_grad(np.where(done, 0.0, x))
         g = value - target
         exact = ~done & (g == 0)
         result[exact] = x[exact]
@@ -160,117 +541,69 @@ def ts_scan_numpy(inputs):
     ndarray, shape (N_OUTPUTS, npix)
         Rows in :data:`rtafast_kernels.tsmap_element.OUTPUT_NAMES` order.
     """
-    bins = _Footprints(inputs)
-    shape = inputs.pix_y.shape
-    zeros = lambda: np.zeros(shape)  # noqa: E731
-    stat_null, sum_n, sum_m, sum_b = zeros(), zeros(), zeros(), zeros()
-    s_counts, s_model, s_m_empty = zeros(), zeros(), zeros()
-    sn_min, c_min, sn_min_total = np.full(shape, 1e14), np.ones(shape), np.full(shape, 1e14)
-    for n, b, m, keep in bins:
-        stat_null += np.where(keep, _cash(n, b), 0.0)
-        sum_n += np.where(keep, n, 0.0)
-        sum_m += np.where(keep, m, 0.0)
-        sum_b += np.where(keep, b, 0.0)
-        positive = keep & (m > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sn = np.where(positive, b / np.where(positive, m, 1.0), np.inf)
-        s_model += np.where(positive, m, 0.0)
-        sn_min_total = np.minimum(sn_min_total, sn)
-        s_counts += np.where(keep & (n > 0), n, 0.0)
-        counted = positive & (n > 0)
-        better = counted & (sn < sn_min)
-        sn_min = np.where(better, sn, sn_min)
-        c_min = np.where(better, n, c_min)
-        s_m_empty += np.where(positive & ~(n > 0), m, 0.0)
-    stat_null = 2.0 * stat_null
-    norm_min_total = -sn_min_total
-    norm = inputs.guess.astype(np.float64).copy()
+    fp = _Footprint(inputs, scan_tables(inputs))
+    s = _gather(fp)
+    shape = fp.py.shape
+    max_niter = int(inputs.max_niter)
+
+    def stat_grad(x):
+        return _stat_grad(fp, s, x)
+
+    norm = np.asarray(inputs.guess, dtype=np.float64).copy()
     niter = np.zeros(shape)
     success = np.ones(shape)
     fit = np.ones(shape, dtype=bool)
     if inputs.use_threshold:
-        fit = stat_null - _stat_grad(bins, norm)[0] > inputs.threshold
-    trivial = fit & ((sum_n <= 0) | (sum_m <= 0))
-    norm = np.where(trivial, norm_min_total, norm)
-    active = fit & ~trivial
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = c_min / s_model - sn_min
-        hi = s_counts / s_model - sn_min
-    root = np.where((lo < norm) & (norm < hi), norm, hi)
-    converged = np.zeros(shape, dtype=bool)
-    f_left, fp_left = zeros(), zeros()
-    lo_tested = np.zeros(shape, dtype=bool)
-    for _ in range(int(inputs.max_niter)):
-        if not active.any():
-            break
-        f = s_m_empty.copy()
-        fp = np.zeros(shape)
-        x = np.where(active, root, 0.0)
-        for n, b, m, keep in bins:
-            use = active & keep & (n > 0) & (m > 0)
-            mu = np.where(use, b + x * m, 1.0)
-            ratio = n / mu
-            f += np.where(use, m * (1.0 - ratio), 0.0)
-            fp += np.where(use, ratio * m * m / mu, 0.0)
-        niter += active
-        exact = active & (f == 0)
-        converged |= exact
-        active &= ~exact
-        left = active & (f < 0)
-        lo = np.where(left, root, lo)
-        f_left = np.where(left, f, f_left)
-        fp_left = np.where(left, fp, fp_left)
-        hi = np.where(active & (f > 0), root, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = root - f / fp
-            from_left = lo - f_left / np.where(fp_left > 0, fp_left, 1.0)
-            tol = inputs.rtol / np.sqrt(fp)
-        base = root
-        outside = ~((lo < new) & (new < hi))
-        test_lo = outside & (new <= lo) & ~lo_tested
-        lo_tested |= active & test_lo
-        use_left = outside & ~test_lo & (fp_left > 0)
-        left_ok = (lo < from_left) & (from_left < hi)
-        bisect = outside & ~test_lo & ~(use_left & left_ok)
-        new = np.where(test_lo, lo, np.where(use_left & left_ok, from_left, new))
-        base = np.where(use_left & left_ok, lo, base)
-        new = np.where(bisect, 0.5 * (lo + hi), new)
-        stop = active & ((np.abs(new - base) <= tol) | (hi - lo <= tol))
-        root = np.where(active, new, root)
-        converged |= stop
-        active &= ~stop
-    fitted = fit & ~trivial
-    success = np.where(fitted, converged.astype(float), success)
+        fit = s.stat_null - stat_grad(norm)[0] > inputs.threshold
+    trivial = fit & ((s.sum_n <= 0) | (s.sum_m <= 0))
+    norm = np.where(trivial, s.norm_min_total, norm)
+    no_front = fit & ~trivial & (s.n_front == 0)
+    norm = np.where(no_front, s.norm_min_total, norm)
+    active = fit & ~trivial & ~no_front
+    root, iterations, converged = _solve(fp, s, active, float(inputs.rtol), max_niter)
+    niter = np.where(active, iterations, niter)
+    success = np.where(active, converged.astype(float), success)
     norm = np.where(
-        fitted, np.where(converged, np.maximum(root, norm_min_total), norm_min_total), norm
+        active,
+        np.where(converged, np.maximum(root, s.norm_min_total), s.norm_min_total),
+        norm,
     )
-    stat = _stat_grad(bins, norm)[0]
-    curvature = zeros()
-    for n, b, m, keep in bins:
+    # final pass: statistic and curvature at the norm
+    stat = s.const.copy()
+    curvature = np.zeros(shape)
+    front_bins, back_bins = _listed_bins(fp, s)
+    for _, use, n, b, m, _ in front_bins + back_bins:
         mu = b + norm * m
-        nonzero = keep & (mu != 0)
+        stat = _add(stat, use, _cash(n, mu))
+        nonzero = use & (mu != 0)
         safe = np.where(nonzero, mu, 1.0)
-        curvature += np.where(nonzero, m * m * n / (safe * safe), 0.0)
+        curvature = _add(curvature, nonzero, m * m * n / (safe * safe))
+    value, _ = _linear_exact(fp, norm)
+    above = (norm >= s.norm_min_total) & (norm <= s.lin_up)
+    stat = 2.0 * np.where(above, stat + (s.lin_b + norm * s.lin_m), stat + value)
     with np.errstate(divide="ignore"):
         norm_err = np.where(curvature > 0, inputs.n_sigma / np.sqrt(curvature), np.inf)
     sigma1 = norm_err / inputs.n_sigma
     tol = np.where(np.isfinite(sigma1), inputs.rtol * sigma1, 0.0)
     out = np.full((N_OUTPUTS, shape[0]), np.nan)
-    max_niter = int(inputs.max_niter)
     if inputs.want_errs:
         target = stat + inputs.n_sigma**2
         up = norm + 1e2 * norm_err
-        root = _confidence(bins, target, norm, up, norm + inputs.n_sigma * sigma1, tol, max_niter)
-        out[10] = root - norm
+        found = _confidence(
+            stat_grad, target, norm, up, norm + inputs.n_sigma * sigma1, tol, max_niter
+        )
+        out[10] = found - norm
         down = norm - 1e2 * norm_err
-        root = _confidence(bins, target, down, norm, norm - inputs.n_sigma * sigma1, tol, max_niter)
-        out[9] = norm - root
+        found = _confidence(
+            stat_grad, target, down, norm, norm - inputs.n_sigma * sigma1, tol, max_niter
+        )
+        out[9] = norm - found
     if inputs.want_ul:
         target = stat + inputs.n_sigma_ul**2
         up = norm + 1e2 * norm_err
         x0 = norm + inputs.n_sigma_ul * sigma1
-        out[11] = _confidence(bins, target, norm, up, x0, tol, max_niter)
-    npred = sum_b + norm * sum_m
-    out[0], out[1], out[2], out[3], out[4] = norm, norm_err, stat_null - stat, stat, stat_null
-    out[5], out[6], out[7], out[8] = niter, success, npred, npred - sum_b
+        out[11] = _confidence(stat_grad, target, norm, up, x0, tol, max_niter)
+    npred = s.sum_b + norm * s.sum_m
+    out[0], out[1], out[2], out[3], out[4] = norm, norm_err, s.stat_null - stat, stat, s.stat_null
+    out[5], out[6], out[7], out[8] = niter, success, npred, npred - s.sum_b
     return out

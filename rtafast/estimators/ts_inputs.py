@@ -13,25 +13,86 @@ The kernel (PSF/EDisp convolution of the kernel model, ~0.15 s) and the two
 reconstructed-energy exposures depend only on the IRF maps, the mask, the
 geometry and the kernel model: :class:`TSInputCache` keys them on a hash of
 those contents, so repeated maps of the same observation (real-time analysis:
-window after window) compute them once.
+window after window) compute them once. The hash (SHA-1 of ~1 MB of IRF maps
+for the H.E.S.S. Crab map, ~0.6 ms) is recomputed at every call, in two pool
+threads while the calling thread prepares counts, background and masks; only
+the WCS header string of a geometry object (``geom_key``) and its squashed
+output geometry are memoised per object, checked against a fingerprint of its
+WCS parameters, shape and axes.
+
+gammapy's initial flux map (kernel-correlated excess, ~2 ms) is only computed
+with a threshold, which it decides; rtafast's fits do not start from it.
 """
 
+import hashlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import astropy.units as u
 import numpy as np
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
-from rtafast._keys import content_digest, geom_key
+from rtafast._keys import geom_key
 from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
 
-__all__ = ["TSInputCache", "default_cache", "build_scan_inputs"]
+__all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
 
 
 def _digest(arrays):
-    return content_digest(*(np.zeros(0) if a is None else a for a in arrays))
+    """Content digest (SHA-1 of dtype, shape and bytes of each array; ``None`` allowed).
+
+    SHA-1 uses the CPU's SHA instructions where present: about twice blake2b's
+    speed on the ~1 MB of IRF maps hashed per call.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    for array in arrays:
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+#: IRF arrays of fewer bytes than this (in all) are hashed in the calling thread.
+ASYNC_DIGEST_BYTES = 256 * 1024
+_pool = None
+
+
+def _digest_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rtafast-digest")
+    return _pool
+
+
+def _digest_async(arrays):
+    """Start hashing ``arrays``; returns a callable that waits and returns the digest.
+
+    Large inputs are split into two groups of similar size hashed by two pool
+    threads (hashlib releases the GIL), while the caller prepares the other
+    inputs. The grouping depends only on the array sizes, so equal contents give
+    equal digests.
+    """
+    sizes = [0 if a is None else a.nbytes for a in arrays]
+    if sum(sizes) < ASYNC_DIGEST_BYTES:
+        digest = _digest(arrays)
+        return lambda: digest
+    groups = ([], [])
+    totals = [0, 0]
+    for i in sorted(range(len(arrays)), key=lambda i: -sizes[i]):
+        g = 0 if totals[0] <= totals[1] else 1
+        groups[g].append(i)
+        totals[g] += sizes[i]
+    pool = _digest_pool()
+    parts = []
+    for group in groups:
+        indices = tuple(sorted(group))
+        parts.append((indices, pool.submit(_digest, [arrays[i] for i in indices])))
+    return lambda: tuple((indices, future.result()) for indices, future in parts)
 
 
 def _irf_arrays(dataset):
@@ -43,9 +104,80 @@ def _irf_arrays(dataset):
         arrays.append(getattr(irf, name).data)
         exposure_map = getattr(irf, "exposure_map", None)
         arrays.append(exposure_map.data if exposure_map is not None else None)
-    mask_image = dataset.mask_image
-    arrays.append(mask_image.data if mask_image is not None else None)
+    # ``dataset.mask_image`` (gammapy reduces the mask Map over its axes with
+    # logical_or), from the arrays
+    mask = dataset.mask
+    arrays.append(np.logical_or.reduce(mask.data, axis=0) if mask is not None else None)
     return arrays
+
+
+def _irf_geoms(dataset):
+    """Units and geometries (WCS fingerprint, axes edges) of the IRF maps."""
+    maps = [dataset.exposure]
+    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
+        maps.append(None if irf is None else getattr(irf, name))
+    parts = []
+    for m in maps:
+        if m is None:
+            parts.append(None)
+            continue
+        axes = tuple(
+            (axis.name, np.asarray(axis.edges.value).tobytes(), str(axis.unit))
+            for axis in m.geom.axes
+        )
+        parts.append((type(m.geom).__name__, str(m.unit), _wcs_fingerprint(m.geom), axes))
+    return tuple(parts)
+
+
+def _wcs_fingerprint(geom):
+    wcs = getattr(geom, "wcs", None)
+    if wcs is None:
+        return None
+    w = wcs.wcs
+    return (
+        w.crval.tobytes(),
+        w.crpix.tobytes(),
+        w.cdelt.tobytes(),
+        w.get_pc().tobytes(),
+        tuple(w.ctype),
+        # bytes, not floats: NaN (an unset equinox) must compare equal to itself
+        np.array([w.lonpole, w.latpole, w.equinox], dtype=np.float64).tobytes(),
+        str(w.radesys),
+        tuple(int(n) for n in geom.data_shape),
+        tuple((axis.name, np.asarray(axis.edges.value).tobytes()) for axis in geom.axes),
+    )
+
+
+class _GeomMemo:
+    """A function of a geometry memoised per geometry object (LRU).
+
+    An entry is reused only for the same object whose WCS parameters and shape
+    are unchanged (a cheap fingerprint), so a geometry edited in place is
+    recomputed. Used for ``geom_key`` (a WCS header string, ~0.2 ms) and for the
+    squashed output geometry (~0.15 ms).
+    """
+
+    def __init__(self, function, maxsize=16):
+        self.function = function
+        self.maxsize = maxsize
+        self._entries = OrderedDict()
+
+    def __call__(self, geom):
+        fingerprint = _wcs_fingerprint(geom)
+        entry = self._entries.get(id(geom))
+        if entry is not None and entry[0] is geom and entry[1] == fingerprint:
+            self._entries.move_to_end(id(geom))
+            return entry[2]
+        value = self.function(geom)
+        self._entries[id(geom)] = (geom, fingerprint, value)
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return value
+
+
+_geom_keys = _GeomMemo(geom_key)
+#: The image geometry of the output maps of a dataset geometry (energy axis squashed).
+squashed_geom = _GeomMemo(lambda geom: geom.squash(axis_name="energy"))
 
 
 def _model_key(model):
@@ -74,7 +206,7 @@ class TSInputCache:
         """Forget every entry."""
         self._entries.clear()
 
-    def get(self, helper, dataset):
+    def get(self, helper, dataset, digest=None):
         """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
 
         Parameters
@@ -83,10 +215,16 @@ class TSInputCache:
             Carries the kernel model and width (its ``_compute_kernel``, gammapy's
             ``estimate_kernel``, runs on a miss).
         dataset : `gammapy.datasets.MapDataset`
+        digest : optional
+            Digest of the dataset's IRF arrays, if already computed
+            (``_digest_async(_irf_arrays(dataset))()``).
         """
+        if digest is None:
+            digest = _digest_async(_irf_arrays(dataset))()
         key = (
-            _digest(_irf_arrays(dataset)),
-            geom_key(dataset.counts.geom),
+            digest,
+            _irf_geoms(dataset),
+            _geom_keys(dataset.counts.geom),
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
@@ -135,6 +273,8 @@ def _mask_patterns(mask):
         flat = mask.reshape(n_energy, -1).T
         patterns, inverse = np.unique(flat, axis=0, return_inverse=True)
         return inverse.reshape(mask.shape[1:]).astype(np.int32), patterns
+    if mask.all():
+        return np.zeros(mask.shape[1:], dtype=np.int32), np.ones((1, n_energy), dtype=bool)
     bits = np.left_shift(1, np.arange(n_energy, dtype=np.int64))
     codes = np.tensordot(bits, mask.astype(np.int64), axes=1)
     unique, inverse = np.unique(codes, return_inverse=True)
@@ -142,21 +282,35 @@ def _mask_patterns(mask):
     return inverse.reshape(mask.shape[1:]).astype(np.int32), patterns
 
 
-def _dataset_layers(helper, dataset, cache, sum_over_energy_groups):
-    kernel, exposure, exposure_npred = cache.get(helper, dataset)
+def _default_mask(dataset, npred):
+    """gammapy's ``estimate_mask_default`` on arrays (with the npred computed once)."""
+    if dataset.mask_fit:
+        mask = dataset.mask.data
+    elif dataset.mask_safe:
+        mask = dataset.mask_safe.data
+    else:
+        mask = np.ones(dataset.counts.data.shape, dtype=bool)
+    return mask & np.isfinite(npred)
+
+
+def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
+    pending = _digest_async(_irf_arrays(dataset))
     npred = dataset.npred().data
-    mask = helper.estimate_mask_default(dataset=dataset).data
-    dataset_mask = dataset.mask
-    guess = _flux_guess(
-        helper,
-        dataset,
-        kernel,
-        exposure,
-        npred,
-        None if dataset_mask is None else dataset_mask.data,
-    )
+    mask = _default_mask(dataset, npred)
     counts = (dataset.counts.data * mask).astype(np.float64)
     background = npred * mask
+    kernel, exposure, exposure_npred = cache.get(helper, dataset, digest=pending())
+    guess = None
+    if need_guess:
+        dataset_mask = dataset.mask
+        guess = _flux_guess(
+            helper,
+            dataset,
+            kernel,
+            exposure,
+            npred,
+            None if dataset_mask is None else dataset_mask.data,
+        )
     expo = exposure_npred.data * mask
     kdata = np.asarray(kernel.data, dtype=np.float64)
     if sum_over_energy_groups:
@@ -205,7 +359,10 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
     NotImplementedError
         If the datasets' kernels differ in shape.
     """
-    parts = [_dataset_layers(helper, d, cache, sum_over_energy_groups) for d in datasets]
+    need_guess = bool(options.get("use_threshold", False))
+    parts = [
+        _dataset_layers(helper, d, cache, sum_over_energy_groups, need_guess) for d in datasets
+    ]
     shapes = {p[4].shape[1:] for p in parts}
     if len(shapes) != 1:
         raise NotImplementedError(f"datasets with different kernel shapes {shapes}")
@@ -226,13 +383,17 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
         pad,
     )
     ktab = np.ascontiguousarray(np.concatenate([p[4] for p in parts]))
-    guesses = np.stack([p[5] for p in parts])
-    finite = np.isfinite(guesses)
-    with np.errstate(invalid="ignore"):
-        guess = np.where(
-            finite.any(axis=0), np.where(finite, guesses, 0).sum(0) / finite.sum(0), 1.0
-        )
     y, x = np.nonzero(mask_2d)
+    if need_guess:
+        guesses = np.stack([p[5] for p in parts])
+        finite = np.isfinite(guesses)
+        with np.errstate(invalid="ignore"):
+            guess = np.where(
+                finite.any(axis=0), np.where(finite, guesses, 0).sum(0) / finite.sum(0), 1.0
+            )[y, x]
+    else:
+        # without a threshold the guess is not used: each fit starts from its own point
+        guess = np.zeros(y.size)
     inputs = TSScanInputs(
         counts=np.ascontiguousarray(counts, dtype=np.float64),
         background=np.ascontiguousarray(background, dtype=np.float64),
@@ -241,7 +402,7 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
         ktab=ktab,
         pix_y=y.astype(np.int64),
         pix_x=x.astype(np.int64),
-        guess=np.ascontiguousarray(guess[y, x], dtype=np.float64),
+        guess=np.ascontiguousarray(guess, dtype=np.float64),
         **options,
     )
     return inputs, (y, x)
