@@ -14,6 +14,7 @@ bins of the counted events (for sliding windows).
 """
 
 import functools
+import threading
 from typing import NamedTuple
 
 import numba
@@ -342,16 +343,36 @@ _bin_blocks_serial = cpu_kernel(_bin_blocks_source)
 
 
 def _merge_source(cube, private):
+    """``cube += private.sum(axis=0)``, leaving ``private`` zeroed for the next call."""
     n = cube.shape[0]
     n_chunks = (n + 65535) // 65536
     for c in numba.prange(n_chunks):
         for b in range(private.shape[0]):
             for i in range(c * 65536, min(n, (c + 1) * 65536)):
                 cube[i] += private[b, i]
+                private[b, i] = 0.0
 
 
 _merge = cpu_kernel(_merge_source, parallel=True)
 
+_PRIVATE = threading.local()
+
+
+def _private_histograms(n_rows, n_bins):
+    """Zeroed ``(n_rows, n_bins)`` histograms, reused between calls of this thread.
+
+    ``_merge`` zeroes them again as it adds them to the cube, which is cheaper than
+    fresh pages (page faults) every call.
+    """
+    cached = getattr(_PRIVATE, "histograms", None)
+    if cached is None or cached.shape != (n_rows, n_bins):
+        cached = np.zeros((n_rows, n_bins))
+        _PRIVATE.histograms = cached if n_rows * n_bins <= _PRIVATE_MAX else None
+    return cached
+
+
+#: Largest reused private-histogram buffer (float64 values).
+_PRIVATE_MAX = 1 << 25
 #: Below this many events one serial block is used (a bunch of real-time analysis:
 #: waking the thread pool and merging private histograms cost more than binning it).
 PARALLEL_THRESHOLD = 65536
@@ -368,29 +389,33 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False):
         energy = energy.astype(np.float64)
     bits = energy.view(_BITS[energy.dtype][0])
     q = fast_params(p, scaled_edges, energy.dtype)
-    private = np.zeros((n_threads - 1 if n_blocks > 1 else 0, cube.shape[0]))
+    private = _private_histograms(n_threads - 1 if n_blocks > 1 else 0, cube.shape[0])
     codes_out = np.empty(n if keep_codes else 0, dtype=np.int64)
     amb_out = np.empty(n, dtype=np.int64)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
     kernel = _bin_blocks_parallel if parallel else _bin_blocks_serial
-    with numba.parallel_chunksize(1):  # dynamic: one block at a time per thread
-        kernel(
-            lon,
-            lat,
-            energy,
-            bits,
-            q,
-            p,
-            scaled_edges,
-            cube,
-            private,
-            keep_codes,
-            codes_out,
-            amb_out,
-            counters,
-        )
-    if private.shape[0]:
-        _merge(cube, private)
+    try:
+        with numba.parallel_chunksize(1):  # dynamic: one block at a time per thread
+            kernel(
+                lon,
+                lat,
+                energy,
+                bits,
+                q,
+                p,
+                scaled_edges,
+                cube,
+                private,
+                keep_codes,
+                codes_out,
+                amb_out,
+                counters,
+            )
+        if private.shape[0]:
+            _merge(cube, private)
+    except BaseException:
+        _PRIVATE.histograms = None  # possibly not zero any more
+        raise
     per_block = (n + n_blocks - 1) // n_blocks if n_blocks else 0
     starts = np.arange(n_blocks) * per_block
     ambiguous = (
