@@ -199,8 +199,8 @@ def _fast_params(p, scaled_edges, energy_dtype):
 
 #: Events per inner chunk: the vectorised pass writes the chunk's codes here.
 _CHUNK = 1024
-#: Parallel blocks per thread (handed out dynamically; each thread but the first
-#: fills a private histogram, merged into the cube afterwards).
+#: Parallel blocks per thread (handed out dynamically; each thread fills its own
+#: private histogram, merged into the cube afterwards).
 _BLOCKS_PER_THREAD = 8
 #: Fewest events per parallel block.
 _MIN_BLOCK = 16384
@@ -307,7 +307,7 @@ def _bin_blocks_source(
     amb_out,
     counters,
 ):
-    """Bin events block by block: thread 0 into ``cube``, thread t into ``private[t - 1]``.
+    """Bin events block by block, thread t into ``private[t]`` (into ``cube`` if none).
 
     Blocks are handed to the threads dynamically (see :func:`bin_events_numba`), so a
     thread descheduled on a shared machine does not hold the others up.
@@ -319,7 +319,7 @@ def _bin_blocks_source(
         start = block * per_block
         stop = min(n, start + per_block)
         thread = numba.get_thread_id()
-        hist = cube if thread == 0 else private[thread - 1]
+        hist = private[thread] if private.shape[0] else cube
         _bin_block(
             lon,
             lat,
@@ -359,7 +359,7 @@ _PRIVATE = threading.local()
 
 
 def _private_histograms(n_rows, n_bins):
-    """Zeroed ``(n_rows, n_bins)`` histograms, reused between calls of this thread.
+    """Zeroed ``(n_rows, n_bins)`` histograms (one per numba thread), reused between calls.
 
     ``_merge`` zeroes them again as it adds them to the cube, which is cheaper than
     fresh pages (page faults) every call.
@@ -389,7 +389,9 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False):
         energy = energy.astype(np.float64)
     bits = energy.view(_BITS[energy.dtype][0])
     q = fast_params(p, scaled_edges, energy.dtype)
-    private = _private_histograms(n_threads - 1 if n_blocks > 1 else 0, cube.shape[0])
+    # parallel: every thread fills a warm private histogram, merged into the cube by a
+    # parallel pass (the cube's fresh pages are then touched in order, by all threads)
+    private = _private_histograms(n_threads if n_blocks > 1 else 0, cube.shape[0])
     codes_out = np.empty(n if keep_codes else 0, dtype=np.int64)
     amb_out = np.empty(n, dtype=np.int64)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
