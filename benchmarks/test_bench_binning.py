@@ -62,7 +62,7 @@ def test_gammapy_fill_events(benchmark, record, events):
         counts.fill_events(event_list)
         return counts
 
-    counts = benchmark.pedantic(fill, rounds=rounds(3), warmup_rounds=0, iterations=1)
+    counts = benchmark.pedantic(fill, rounds=rounds(5), warmup_rounds=0, iterations=1)
     np.testing.assert_array_equal(counts.data, reference.data)
 
 
@@ -86,8 +86,8 @@ def test_rtafast_fill_counts(benchmark, record, events, backend_name):
     benchmark.extra_info["events_per_s"] = None
     counts = benchmark.pedantic(
         lambda: fill_counts(GEOM, event_list, backend=backend_name),
-        rounds=5,
-        warmup_rounds=1,
+        rounds=rounds(15),
+        warmup_rounds=2,
         iterations=1,
     )
     if benchmark.stats is not None:  # None under --benchmark-disable

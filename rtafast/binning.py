@@ -261,6 +261,7 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     edges = backend.asarray(binning.scaled_edges)
     xp = backend.xp
     kept = []
+    ambiguous = []
     for start in range(0, len(ra), CHUNK_EVENTS):
         chunk = slice(start, start + CHUNK_EVENTS)
         columns = [xp.asarray(np.ascontiguousarray(c[chunk])) for c in (ra, dec, energy)]
@@ -270,18 +271,19 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
         stats.n_invalid += outcome.n_invalid
         if keep_codes:
             kept.append(outcome.codes)
-        ambiguous = outcome.ambiguous + start
-        if ambiguous.size:
-            stats.n_ambiguous += ambiguous.size
-            flat = binning.exact_flat_index(
-                ra[ambiguous], dec[ambiguous], u.Quantity(energy[ambiguous], binning.axis.unit)
-            )
-            inside = xp.asarray(flat[flat >= 0].astype(np.int64))
-            stats.n_counted += int(inside.shape[0])
-            stats.n_outside += int((flat < 0).sum())
-            backend.scatter_add(cube, inside, 1.0)
-            if keep_codes:
-                kept.append(inside)
+        ambiguous.append(outcome.ambiguous + start)
+    ambiguous = np.concatenate(ambiguous) if ambiguous else np.zeros(0, np.int64)
+    if ambiguous.size:  # one call of gammapy's arithmetic for all chunks
+        stats.n_ambiguous += ambiguous.size
+        flat = binning.exact_flat_index(
+            ra[ambiguous], dec[ambiguous], u.Quantity(energy[ambiguous], binning.axis.unit)
+        )
+        inside = xp.asarray(flat[flat >= 0].astype(np.int64))
+        stats.n_counted += int(inside.shape[0])
+        stats.n_outside += int((flat < 0).sum())
+        backend.scatter_add(cube, inside, 1.0)
+        if keep_codes:
+            kept.append(inside)
     if stats.n_invalid:
         log.warning(
             "%d event(s) with NaN/inf coordinates or energy <= 0 were skipped", stats.n_invalid
