@@ -108,6 +108,8 @@ class CudaBackend:
     """CUDA implementation of the reductions (CuPy arrays, or NumPy under the simulator)."""
 
     name = "cuda"
+    #: Events per ``bin_events`` call (one int64 code per event on the device).
+    bin_chunk_events = 1 << 22
 
     def __init__(self):
         if SIMULATED:

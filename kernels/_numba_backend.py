@@ -84,6 +84,9 @@ class NumbaBackend(HostArrays):
     """numba ``njit(parallel=True)`` implementation of the reductions."""
 
     name = "numba"
+    #: Events per ``bin_events`` call (larger chunks measured slower: 10^7 events took
+    #: 59 ms in 2^23-event chunks, 40 ms in 2^20-event ones).
+    bin_chunk_events = 1 << 20
 
     def device_name(self):
         """Return a human-readable description of where this backend computes."""

@@ -15,6 +15,8 @@ class NumpyBackend(HostArrays):
     """Plain NumPy implementation of the reductions (the reference for tests)."""
 
     name = "numpy"
+    #: Events per ``bin_events`` call (~100 bytes of float64 temporaries per event).
+    bin_chunk_events = 1 << 20
 
     def device_name(self):
         """Return a human-readable description of where this backend computes."""

@@ -34,8 +34,9 @@ __all__ = ["BinningStats", "GeomBinning", "event_columns", "fill_counts", "bin_i
 
 log = logging.getLogger(__name__)
 
-#: Events binned per kernel call (bounds the temporary memory: ~40 bytes per event).
-CHUNK_EVENTS = 1 << 20
+#: Most events per kernel call; each backend caps it further (``bin_chunk_events``,
+#: from the temporary memory its kernel needs per event).
+CHUNK_EVENTS = 1 << 23
 #: Event frame of gammapy's EventList.radec.
 EVENT_FRAME = "icrs"
 
@@ -262,8 +263,9 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     xp = backend.xp
     kept = []
     ambiguous = []
-    for start in range(0, len(ra), CHUNK_EVENTS):
-        chunk = slice(start, start + CHUNK_EVENTS)
+    step = min(CHUNK_EVENTS, backend.bin_chunk_events)
+    for start in range(0, len(ra), step):
+        chunk = slice(start, start + step)
         columns = [xp.asarray(np.ascontiguousarray(c[chunk])) for c in (ra, dec, energy)]
         outcome = backend.bin_events(*columns, params, edges, cube, keep_codes)
         stats.n_counted += outcome.n_counted
