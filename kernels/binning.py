@@ -371,6 +371,19 @@ def _private_histograms(n_rows, n_bins):
     return cached
 
 
+def _scratch(name, n):
+    """An int64 work array of at least ``n`` values, reused between calls of this thread.
+
+    The kernel writes only a few of its values (the results are copied out), so a
+    fresh multi-megabyte array every call would cost its allocation and page faults.
+    """
+    cached = getattr(_PRIVATE, name, None)
+    if cached is None or cached.shape[0] < n:
+        cached = np.empty(max(n, 1), dtype=np.int64)
+        setattr(_PRIVATE, name, cached if n <= _PRIVATE_MAX else None)
+    return cached[:n]
+
+
 #: Largest reused private-histogram buffer (float64 values).
 _PRIVATE_MAX = 1 << 25
 #: Below this many events one serial block is used (a bunch of real-time analysis:
@@ -392,8 +405,8 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False):
     # parallel: every thread fills a warm private histogram, merged into the cube by a
     # parallel pass (the cube's fresh pages are then touched in order, by all threads)
     private = _private_histograms(n_threads if n_blocks > 1 else 0, cube.shape[0])
-    codes_out = np.empty(n if keep_codes else 0, dtype=np.int64)
-    amb_out = np.empty(n, dtype=np.int64)
+    codes_out = _scratch("codes", n if keep_codes else 0)
+    amb_out = _scratch("ambiguous", n)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
     kernel = _bin_blocks_parallel if parallel else _bin_blocks_serial
     try:
