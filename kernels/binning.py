@@ -289,7 +289,7 @@ def _bin_block_source(
 
 # compiled as a function of its own (not inlined into the prange loop below, whose
 # body numba compiles without ``error_model="numpy"``, which vectorisation needs)
-_bin_block = numba.njit(nogil=True, error_model="numpy")(_bin_block_source)
+_bin_block = cpu_kernel(_bin_block_source, error_model="numpy")
 
 
 def _bin_blocks_source(
@@ -300,14 +300,13 @@ def _bin_blocks_source(
     q,
     p,
     scaled_edges,
-    cube,
     private,
     keep_codes,
     codes_out,
     amb_out,
     counters,
 ):
-    """Bin events block by block, thread t into ``private[t]`` (into ``cube`` if none).
+    """Bin events block by block, thread t into its histogram ``private[t]``.
 
     Blocks are handed to the threads dynamically (see :func:`bin_events_numba`), so a
     thread descheduled on a shared machine does not hold the others up.
@@ -318,8 +317,7 @@ def _bin_blocks_source(
     for block in numba.prange(n_blocks):
         start = block * per_block
         stop = min(n, start + per_block)
-        thread = numba.get_thread_id()
-        hist = private[thread] if private.shape[0] else cube
+        hist = private[numba.get_thread_id()]
         _bin_block(
             lon,
             lat,
@@ -339,7 +337,6 @@ def _bin_blocks_source(
 
 
 _bin_blocks_parallel = cpu_kernel(_bin_blocks_source, parallel=True)
-_bin_blocks_serial = cpu_kernel(_bin_blocks_source)
 
 
 def _merge_source(cube, private):
@@ -358,15 +355,15 @@ _merge = cpu_kernel(_merge_source, parallel=True)
 _PRIVATE = threading.local()
 
 
-def _private_histograms(n_rows, n_bins):
-    """Zeroed ``(n_rows, n_bins)`` histograms (one per numba thread), reused between calls.
+def _private_histograms(n_rows, n_bins, dtype):
+    """Zeroed ``(n_rows, n_bins)`` histograms (one per thread), reused between calls.
 
     ``_merge`` zeroes them again as it adds them to the cube, which is cheaper than
     fresh pages (page faults) every call.
     """
     cached = getattr(_PRIVATE, "histograms", None)
-    if cached is None or cached.shape != (n_rows, n_bins):
-        cached = np.zeros((n_rows, n_bins))
+    if cached is None or cached.shape != (n_rows, n_bins) or cached.dtype != dtype:
+        cached = np.zeros((n_rows, n_bins), dtype=dtype)
         _PRIVATE.histograms = cached if n_rows * n_bins <= _PRIVATE_MAX else None
     return cached
 
@@ -396,41 +393,31 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False):
     n = lon.shape[0]
     parallel = n > PARALLEL_THRESHOLD
     n_threads = numba.get_num_threads() if parallel else 1
-    n_blocks = max(1, min(n_threads * _BLOCKS_PER_THREAD, n // _MIN_BLOCK))
+    n_blocks = max(1, min(n_threads * _BLOCKS_PER_THREAD, n // _MIN_BLOCK)) if parallel else 1
     energy = np.ascontiguousarray(energy)
     if energy.dtype not in _BITS:
         energy = energy.astype(np.float64)
     bits = energy.view(_BITS[energy.dtype][0])
     q = fast_params(p, scaled_edges, energy.dtype)
-    # parallel: every thread fills a warm private histogram, merged into the cube by a
-    # parallel pass (the cube's fresh pages are then touched in order, by all threads)
-    private = _private_histograms(n_threads if n_blocks > 1 else 0, cube.shape[0])
     codes_out = _scratch("codes", n if keep_codes else 0)
     amb_out = _scratch("ambiguous", n)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
-    kernel = _bin_blocks_parallel if parallel else _bin_blocks_serial
-    try:
-        with numba.parallel_chunksize(1):  # dynamic: one block at a time per thread
-            kernel(
-                lon,
-                lat,
-                energy,
-                bits,
-                q,
-                p,
-                scaled_edges,
-                cube,
-                private,
-                keep_codes,
-                codes_out,
-                amb_out,
-                counters,
-            )
-        if private.shape[0]:
+    common = (lon, lat, energy, bits, q, p, scaled_edges)
+    if n_blocks == 1:  # serial, straight into the cube
+        _bin_block(*common, cube, 0, n, keep_codes, codes_out, amb_out, counters[0])
+    else:
+        # every thread fills a warm float32 histogram (exact up to 2^24 counts per bin,
+        # so for calls of up to 2^24 events; half the cache footprint of float64),
+        # merged into the cube by a parallel pass that touches the cube's pages in order
+        dtype = np.float32 if n <= 1 << 24 else np.float64
+        private = _private_histograms(n_threads, cube.shape[0], dtype)
+        try:
+            with numba.parallel_chunksize(1):  # dynamic: one block at a time per thread
+                _bin_blocks_parallel(*common, private, keep_codes, codes_out, amb_out, counters)
             _merge(cube, private)
-    except BaseException:
-        _PRIVATE.histograms = None  # possibly not zero any more
-        raise
+        except BaseException:
+            _PRIVATE.histograms = None  # possibly not zero any more
+            raise
     per_block = (n + n_blocks - 1) // n_blocks if n_blocks else 0
     starts = np.arange(n_blocks) * per_block
     ambiguous = (
