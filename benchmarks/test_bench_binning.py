@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 from astropy.time import Time
-from bench_settings import FULL, rounds
+from bench_settings import FULL, rounds, skip_simulated_cuda
 from gammapy.data import EventList
 from gammapy.maps import Map, MapAxis, WcsGeom
 
@@ -66,8 +66,9 @@ def test_gammapy_fill_events(benchmark, record, events):
     np.testing.assert_array_equal(counts.data, reference.data)
 
 
-@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
-def test_rtafast_fill_counts(benchmark, record, events, backend_name):
+def test_rtafast_fill_counts(benchmark, record, events, backend):
+    skip_simulated_cuda(backend)
+    backend_name = backend.name
     n, event_list, reference = events
     record(
         "select+bin",
@@ -95,16 +96,15 @@ def test_rtafast_fill_counts(benchmark, record, events, backend_name):
     np.testing.assert_array_equal(counts.data, reference.data)
 
 
-def test_accumulate_one_bunch(benchmark, record):
-    """One bunch of 10^4 events added to a 10x200x200 cube already on the backend."""
-    from rtafast_kernels import resolve_backend
-
-    backend = resolve_backend("numba")
+def test_accumulate_one_bunch(benchmark, record, backend):
+    """One bunch of 10^4 events added to a 10x200x200 cube already on the backend
+    (the host columns copied to the device included, the GPU synchronised)."""
+    skip_simulated_cuda(backend)
     record(
         "accumulate bunch",
         "1e4 events into 10x200x200",
         "rtafast",
-        "numba",
+        backend.name,
         n_events=10**4,
         n_bins=N_BINS,
     )
@@ -117,9 +117,11 @@ def test_accumulate_one_bunch(benchmark, record):
 
     def add():
         calls.append(1)
-        return bin_into(cube, binning, *columns, backend)
+        stats = bin_into(cube, binning, *columns, backend)
+        backend.synchronize()
+        return stats
 
     benchmark.pedantic(add, rounds=rounds(50), warmup_rounds=5, iterations=1)
     reference = Map.from_geom(GEOM)
     reference.fill_events(bunch)
-    assert cube.sum() - before == len(calls) * reference.data.sum()
+    assert float(cube.sum() - before) == len(calls) * reference.data.sum()

@@ -13,7 +13,7 @@ Each test asserts its answer agrees with gammapy's.
 """
 
 import pytest
-from bench_settings import rounds
+from bench_settings import rounds, skip_simulated_cuda
 from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
 
@@ -67,8 +67,7 @@ def test_gammapy_fit_run(benchmark, record, case):
 
 def test_rtafast_fit_step(benchmark, record, case, backend):
     dataset, background_free, size, reference = case
-    if backend.name == "cuda" and _simulated_cuda():
-        pytest.skip("cuda timings need a real GPU (the simulator is tested in tests/)")
+    skip_simulated_cuda(backend)
     record("flux-only fit", size, "rtafast", f"{backend.name} step")
     dataset.models = point_source_models(
         dataset, CRAB_POSITION, background_norm_free=background_free
@@ -109,9 +108,3 @@ def test_rtafast_fit_run(benchmark, record, case, psf_cache):
     )
     assert result.fast_path and result.success
     assert _amplitude(dataset) == pytest.approx(reference, rel=1e-4)
-
-
-def _simulated_cuda():
-    import numba
-
-    return bool(numba.config.ENABLE_CUDASIM)

@@ -21,6 +21,7 @@ import sys
 import astropy.units as u
 import numpy as np
 import pytest
+from bench_settings import skip_simulated_cuda
 from gammapy.estimators import TSMapEstimator as GammapyTSMapEstimator
 
 from rtafast.estimators import TSMapEstimator
@@ -28,12 +29,6 @@ from rtafast.estimators import TSMapEstimator
 FULL = os.environ.get("RTAFAST_BENCH_FULL") == "1"
 KERNEL_WIDTH = 0.3 * u.deg
 SIZE = "crab 125x125x6, kernel 15x15"
-
-
-def _simulated_cuda():
-    import numba
-
-    return bool(numba.config.ENABLE_CUDASIM)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +46,7 @@ def test_gammapy_tsmap(benchmark, record, hess_crab_stacked, crab_reference):
 
 
 def test_rtafast_tsmap(benchmark, record, hess_crab_stacked, crab_reference, backend):
-    if backend.name == "cuda" and _simulated_cuda():
-        pytest.skip("cuda timings need a real GPU (the simulator is tested in tests/)")
+    skip_simulated_cuda(backend)
     record("ts map", SIZE, "rtafast", backend.name)
     estimator = TSMapEstimator(kernel_width=KERNEL_WIDTH, backend=backend.name)
     estimator.run(hess_crab_stacked)  # JIT compilation and kernel cache
@@ -107,8 +101,7 @@ def synthetic_inputs(npix, k, seed=0):
 @pytest.mark.parametrize("k", KERNEL_SIZES)
 @pytest.mark.parametrize("npix", MAP_SIZES)
 def test_scan_scaling(benchmark, record, backend, npix, k):
-    if backend.name == "cuda" and _simulated_cuda():
-        pytest.skip("cuda timings need a real GPU")
+    skip_simulated_cuda(backend)
     if backend.name == "numpy" and npix * npix * k * k > 256 * 256 * 21 * 21:
         pytest.skip("numpy reference: too slow for this size")
     record("ts scan kernel", f"map {npix}^2, kernel {k}^2", "rtafast", backend.name)

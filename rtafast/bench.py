@@ -19,7 +19,7 @@ from rtafast_kernels import available_backends, resolve_backend
 
 from .bench_floors import add_floors
 
-__all__ = ["find_benchmarks", "run_suite", "markdown_table", "plot_rows"]
+__all__ = ["find_benchmarks", "suite_environment", "run_suite", "markdown_table", "plot_rows"]
 
 
 def find_benchmarks():
@@ -46,6 +46,33 @@ def _device(backend_label):
     return resolve_backend("numpy").device_name()
 
 
+def _real_gpu():
+    """Whether this process sees a real CUDA GPU (not numba's simulator)."""
+    import numba
+
+    return not numba.config.ENABLE_CUDASIM and available_backends()["cuda"][0]
+
+
+def suite_environment(backends=None, quick=False, full=False, rows_path=None):
+    """Environment of the benchmark subprocess.
+
+    On a GPU node the suite's ``conftest.py`` is told (``RTAFAST_TEST_REAL_GPU=1``) to
+    time the real device instead of numba's CUDA simulator, which it uses otherwise.
+    """
+    env = dict(os.environ)
+    if rows_path is not None:
+        env["RTAFAST_BENCH_JSON"] = str(rows_path)
+    if quick:
+        env["RTAFAST_BENCH_QUICK"] = "1"
+    if full:
+        env["RTAFAST_BENCH_FULL"] = "1"
+    if backends:
+        env["RTAFAST_BACKENDS"] = ",".join(backends)
+    if (not backends or "cuda" in backends) and _real_gpu():
+        env["RTAFAST_TEST_REAL_GPU"] = "1"
+    return env
+
+
 def run_suite(backends=None, quick=False, extra_args=(), full=False):
     """Run the benchmarks and return their rows (list of dicts).
 
@@ -68,13 +95,7 @@ def run_suite(backends=None, quick=False, extra_args=(), full=False):
     folder = find_benchmarks()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        env = dict(os.environ, RTAFAST_BENCH_JSON=str(out))
-        if quick:
-            env["RTAFAST_BENCH_QUICK"] = "1"
-        if full:
-            env["RTAFAST_BENCH_FULL"] = "1"
-        if backends:
-            env["RTAFAST_BACKENDS"] = ",".join(backends)
+        env = suite_environment(backends, quick, full, rows_path=out)
         command = [
             sys.executable,
             "-m",

@@ -121,3 +121,19 @@ def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
     assert rows[0]["above_floor"] > 1
     assert paths["table.md"].read_text().startswith("| capability |")
     assert paths["plot.png"].stat().st_size > 1000
+
+
+@pytest.mark.parametrize("real_gpu", [False, True])
+def test_suite_times_the_real_gpu_when_there_is_one(monkeypatch, real_gpu):
+    """On a GPU node the suite's conftest must not fall back to the CUDA simulator."""
+    monkeypatch.delenv("RTAFAST_TEST_REAL_GPU", raising=False)
+    monkeypatch.setattr(rtafast.bench, "_real_gpu", lambda: real_gpu)
+    env = rtafast.bench.suite_environment(quick=True, rows_path="rows.json")
+    assert env["RTAFAST_BENCH_QUICK"] == "1" and env["RTAFAST_BENCH_JSON"] == "rows.json"
+    assert "RTAFAST_BACKENDS" not in env and "RTAFAST_BENCH_FULL" not in env
+    assert (env.get("RTAFAST_TEST_REAL_GPU") == "1") is real_gpu
+    cuda = rtafast.bench.suite_environment(["cuda", "numba"], full=True)
+    assert cuda["RTAFAST_BACKENDS"] == "cuda,numba" and cuda["RTAFAST_BENCH_FULL"] == "1"
+    assert (cuda.get("RTAFAST_TEST_REAL_GPU") == "1") is real_gpu
+    cpu_only = rtafast.bench.suite_environment(["numba"])
+    assert "RTAFAST_TEST_REAL_GPU" not in cpu_only
