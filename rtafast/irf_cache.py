@@ -9,11 +9,11 @@ options; callers get a rescaled copy (never the cached object).
 """
 
 import copy
-from collections import OrderedDict
 
 import numpy as np
 
 from ._keys import content_digest
+from ._lru import LRUCache
 
 __all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent"]
 
@@ -44,18 +44,11 @@ def observation_key(observation):
     return "|".join(parts)
 
 
-class IRFMapCache:
+class IRFMapCache(LRUCache):
     """Least-recently-used cache of per-unit-time IRF maps."""
 
     def __init__(self, maxsize=128):
-        self.maxsize = maxsize
-        self._maps = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def clear(self):
-        """Forget every map."""
-        self._maps.clear()
+        super().__init__(maxsize)
 
     def get(self, key, compute, duration, kind):
         """Map for ``duration`` seconds, computed once per unit of time.
@@ -72,17 +65,12 @@ class IRFMapCache:
             ``"map"``: the map scales with time; ``"irf"``: a PSF/EDisp map whose
             ``exposure_map`` scales with time.
         """
-        cached = self._maps.get(key)
+        cached = self.lookup(key)
         if cached is None:
-            self.misses += 1
             value = compute()
-            cached = value / duration if kind == "map" else _scaled_irf(value, 1.0 / duration)
-            self._maps[key] = cached
-            if len(self._maps) > self.maxsize:
-                self._maps.popitem(last=False)
+            per_second = value / duration if kind == "map" else _scaled_irf(value, 1 / duration)
+            self.store(key, per_second)
             return value
-        self.hits += 1
-        self._maps.move_to_end(key)
         return cached * duration if kind == "map" else _scaled_irf(cached, duration)
 
 

@@ -9,11 +9,11 @@ In real-time analysis the same PSF and position recur window after window.
 """
 
 import contextlib
-from collections import OrderedDict
 
 import numpy as np
 
 from ._keys import content_digest, geom_key
+from ._lru import LRUCache
 
 __all__ = ["PSFKernelCache", "default_cache"]
 
@@ -25,7 +25,7 @@ def _position_key(position):
     return (round(float(icrs.ra.deg), 12), round(float(icrs.dec.deg), 12))
 
 
-class PSFKernelCache:
+class PSFKernelCache(LRUCache):
     """Least-recently-used cache of PSF kernels, keyed on content.
 
     Parameters
@@ -35,14 +35,7 @@ class PSFKernelCache:
     """
 
     def __init__(self, maxsize=64):
-        self.maxsize = maxsize
-        self._kernels = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def clear(self):
-        """Forget every kernel."""
-        self._kernels.clear()
+        super().__init__(maxsize)
 
     def get_psf_kernel(
         self, psf, geom, position=None, max_radius=None, containment=0.999, precision_factor=12
@@ -59,24 +52,17 @@ class PSFKernelCache:
             containment,
             precision_factor,
         )
-        kernel = self._kernels.get(key)
-        if kernel is not None:
-            self.hits += 1
-            self._kernels.move_to_end(key)
-            return kernel
-        self.misses += 1
-        kernel = type(psf).get_psf_kernel(
-            psf,
-            geom=geom,
-            position=position,
-            max_radius=max_radius,
-            containment=containment,
-            precision_factor=precision_factor,
+        return self.get_or_compute(
+            key,
+            lambda: type(psf).get_psf_kernel(
+                psf,
+                geom=geom,
+                position=position,
+                max_radius=max_radius,
+                containment=containment,
+                precision_factor=precision_factor,
+            ),
         )
-        self._kernels[key] = kernel
-        if len(self._kernels) > self.maxsize:
-            self._kernels.popitem(last=False)
-        return kernel
 
     @contextlib.contextmanager
     def attached(self, datasets):

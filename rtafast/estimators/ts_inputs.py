@@ -25,7 +25,6 @@ with a threshold, which it decides; rtafast's fits do not start from it.
 """
 
 import hashlib
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import astropy.units as u
@@ -33,6 +32,7 @@ import numpy as np
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
 from rtafast._keys import geom_key
+from rtafast._lru import LRUCache
 from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
@@ -148,7 +148,7 @@ def _wcs_fingerprint(geom):
     )
 
 
-class _GeomMemo:
+class _GeomMemo(LRUCache):
     """A function of a geometry memoised per geometry object (LRU).
 
     An entry is reused only for the same object whose WCS parameters and shape
@@ -158,20 +158,16 @@ class _GeomMemo:
     """
 
     def __init__(self, function, maxsize=16):
+        super().__init__(maxsize)
         self.function = function
-        self.maxsize = maxsize
-        self._entries = OrderedDict()
 
     def __call__(self, geom):
         fingerprint = _wcs_fingerprint(geom)
-        entry = self._entries.get(id(geom))
+        entry = self.lookup(id(geom))
         if entry is not None and entry[0] is geom and entry[1] == fingerprint:
-            self._entries.move_to_end(id(geom))
             return entry[2]
         value = self.function(geom)
-        self._entries[id(geom)] = (geom, fingerprint, value)
-        if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+        self.store(id(geom), (geom, fingerprint, value))
         return value
 
 
@@ -187,7 +183,7 @@ def _model_key(model):
     return (tuple(parts), frame)
 
 
-class TSInputCache:
+class TSInputCache(LRUCache):
     """Least-recently-used cache of TS kernels and reconstructed-energy exposures.
 
     Parameters
@@ -197,14 +193,7 @@ class TSInputCache:
     """
 
     def __init__(self, maxsize=16):
-        self.maxsize = maxsize
-        self._entries = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def clear(self):
-        """Forget every entry."""
-        self._entries.clear()
+        super().__init__(maxsize)
 
     def get(self, helper, dataset, digest=None):
         """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
@@ -228,22 +217,15 @@ class TSInputCache:
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.hits += 1
-            self._entries.move_to_end(key)
-            return entry
-        self.misses += 1
         spectral = helper.kernel_model.spectral_model
-        entry = (
-            helper._compute_kernel(dataset),
-            estimate_exposure_reco_energy(dataset, spectral, normalize=True),
-            estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+        return self.get_or_compute(
+            key,
+            lambda: (
+                helper._compute_kernel(dataset),
+                estimate_exposure_reco_energy(dataset, spectral, normalize=True),
+                estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+            ),
         )
-        self._entries[key] = entry
-        if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
-        return entry
 
 
 #: The process-wide cache of :class:`rtafast.estimators.TSMapEstimator`.
