@@ -26,6 +26,10 @@ class LRUCache:
     def __len__(self):
         return len(self._entries)
 
+    def items(self):
+        """``(key, entry)`` pairs, least recently used first (does not count as use)."""
+        return list(self._entries.items())
+
     def clear(self):
         """Forget every entry (the hit and miss counts stay)."""
         self._entries.clear()

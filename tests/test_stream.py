@@ -248,3 +248,38 @@ def test_observation_without_irfs_is_rejected(simulated_observation):
     events = _event_list(np.array([1.0]), np.array([83.6]), np.array([22.0]), np.array([1.0]))
     with pytest.raises(ValueError, match="has no 'bkg' IRF"):
         BunchAccumulator(geom, ENERGY_TRUE).add(events, observation, (t0, t0 + 10 * u.s))
+
+
+def test_ts_maps_of_successive_windows_reuse_the_kernel(simulated_observation):
+    """Window after window of one pointing, the TS map's kernel is computed once: the
+    stream's IRF maps are the same maps times the live time (roadmap: TS inputs cached
+    per PSF and pointing, rescaled by live time)."""
+    from rtafast.estimators import TSMapEstimator
+    from rtafast.estimators.ts_inputs import TSInputCache
+
+    rng = np.random.default_rng(5)
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.05, width=1.5, axes=[ENERGY])
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    accumulator = BunchAccumulator(geom, ENERGY_TRUE)
+    cache = TSInputCache()
+    kwargs = dict(kernel_width=0.3 * u.deg, backend="numba")
+    for step in range(3):
+        n = 300
+        times = step * 20.0 + np.sort(rng.uniform(0, 20, n))
+        bunch = _event_list(
+            times,
+            83.6 + rng.normal(0, 0.1, n),
+            22.0 + rng.normal(0, 0.1, n),
+            10 ** rng.uniform(-0.2, 1.5, n),
+        )
+        window = (t0 + step * 20.0 * u.s, t0 + (step + 1) * 20.0 * u.s)
+        accumulator.add(bunch, simulated_observation, window)
+        dataset = accumulator.dataset()
+        result = TSMapEstimator(cache=cache, **kwargs).run(dataset)
+        assert (cache.misses - cache.rescaled, cache.rescaled) == (1, step)
+    fresh = TSMapEstimator(cache=TSInputCache(), **kwargs).run(dataset)
+    assert np.nanmax(fresh["ts"].data) > 25
+    for name in ["ts", "norm", "norm_err", "npred"]:
+        np.testing.assert_allclose(
+            result[name].data, fresh[name].data, rtol=1e-5, atol=1e-7, err_msg=name
+        )

@@ -12,13 +12,22 @@ mask pattern gets one row of the kernel table (a handful in practice).
 The kernel (PSF/EDisp convolution of the kernel model, ~0.15 s) and the two
 reconstructed-energy exposures depend only on the IRF maps, the mask, the
 geometry and the kernel model: :class:`TSInputCache` keys them on a hash of
-those contents, so repeated maps of the same observation (real-time analysis:
-window after window) compute them once. The hash (SHA-1 of ~1 MB of IRF maps
-for the H.E.S.S. Crab map, ~0.6 ms) is recomputed at every call, in two pool
-threads while the calling thread prepares counts, background and masks; only
-the WCS header string of a geometry object (``geom_key``) and its squashed
-output geometry are memoised per object, checked against a fingerprint of its
-WCS parameters, shape and axes.
+those contents, so repeated maps of the same observation compute them once. The
+hash (SHA-1 of ~1 MB of IRF maps for the H.E.S.S. Crab map, ~0.6 ms) is
+recomputed at every call, in two pool threads while the calling thread prepares
+counts, background and masks; only the WCS header string of a geometry object
+(``geom_key``) and its squashed output geometry are memoised per object, checked
+against a fingerprint of its WCS parameters, shape and axes.
+
+Real-time analysis maps window after window of the same pointing: the exposure
+grows with the live time, the IRF maps do not change. On a miss of the exact
+hash, an entry whose IRF arrays the new ones are a multiple of is reused: the
+kernel unchanged (gammapy normalises it per energy bin, so it does not depend on
+the exposure's scale), the two exposures (linear in the exposure map) rescaled by
+the exposure's factor. "Multiple" means within :data:`PROPORTIONAL_RTOL` of the
+largest value, element by element (or 8 rounding units of float32 maps): the
+exposure by any positive factor, the PSF's and EDisp's exposure maps (stacking
+weights, unused here) by any factor, the PSF and EDisp maps and the mask unchanged.
 
 gammapy's initial flux map (kernel-correlated excess, ~2 ms) is only computed
 with a threshold, which it decides; rtafast's fits do not start from it.
@@ -26,6 +35,7 @@ with a threshold, which it decides; rtafast's fits do not start from it.
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import astropy.units as u
 import numpy as np
@@ -37,7 +47,19 @@ from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
 
-__all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
+__all__ = [
+    "TSInputCache",
+    "default_cache",
+    "build_scan_inputs",
+    "squashed_geom",
+    "PROPORTIONAL_RTOL",
+]
+
+#: Relative tolerance of "the IRF arrays are a multiple of a cached entry's".
+PROPORTIONAL_RTOL = 1e-12
+#: Of the arrays of :func:`_irf_arrays`: which may be scaled (the exposure, and the
+#: PSF's and EDisp's exposure maps); the others must be unchanged.
+_SCALABLE = (True, False, True, False, True, False)
 
 
 def _digest(arrays):
@@ -186,6 +208,10 @@ def _model_key(model):
 class TSInputCache(LRUCache):
     """Least-recently-used cache of TS kernels and reconstructed-energy exposures.
 
+    Entries are found by the exact content of the IRF maps, or else reused and
+    rescaled for IRF maps that are a multiple of theirs (a longer live time of the
+    same pointing, see the module's notes); ``rescaled`` counts those reuses.
+
     Parameters
     ----------
     maxsize : int
@@ -194,6 +220,7 @@ class TSInputCache(LRUCache):
 
     def __init__(self, maxsize=16):
         super().__init__(maxsize)
+        self.rescaled = 0
 
     def get(self, helper, dataset, digest=None):
         """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
@@ -208,24 +235,103 @@ class TSInputCache(LRUCache):
             Digest of the dataset's IRF arrays, if already computed
             (``_digest_async(_irf_arrays(dataset))()``).
         """
+        arrays = _irf_arrays(dataset)
         if digest is None:
-            digest = _digest_async(_irf_arrays(dataset))()
-        key = (
-            digest,
+            digest = _digest_async(arrays)()
+        layout = (
             _irf_geoms(dataset),
             _geom_keys(dataset.counts.geom),
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
-        spectral = helper.kernel_model.spectral_model
-        return self.get_or_compute(
-            key,
-            lambda: (
-                helper._compute_kernel(dataset),
-                estimate_exposure_reco_energy(dataset, spectral, normalize=True),
-                estimate_exposure_reco_energy(dataset, spectral, normalize=False),
-            ),
-        )
+        key = (digest, layout)
+        entry = self.lookup(key)
+        if entry is None:
+            entry = self._rescaled_entry(layout, arrays)
+            if entry is None:
+                spectral = helper.kernel_model.spectral_model
+                entry = _TSInputs(
+                    helper._compute_kernel(dataset),
+                    estimate_exposure_reco_energy(dataset, spectral, normalize=True),
+                    estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+                    _copies(arrays),
+                )
+            self.store(key, entry)
+        return entry.kernel, entry.exposure, entry.exposure_npred
+
+    def _rescaled_entry(self, layout, arrays):
+        """An entry of the same layout whose IRF arrays ``arrays`` are a multiple of,
+        rescaled; or None."""
+        for (_, entry_layout), entry in reversed(self.items()):
+            if entry_layout != layout:
+                continue
+            factor = _exposure_factor(arrays, entry.arrays)
+            if factor is not None:
+                self.rescaled += 1
+                return _TSInputs(
+                    entry.kernel,
+                    entry.exposure * factor,
+                    entry.exposure_npred * factor,
+                    _copies(arrays),
+                )
+        return None
+
+
+class _TSInputs(NamedTuple):
+    kernel: object
+    exposure: object
+    exposure_npred: object
+    #: Copies of the IRF arrays the entry was computed from (:func:`_irf_arrays`).
+    arrays: tuple
+
+
+def _copies(arrays):
+    return tuple(None if a is None else np.array(a, copy=True) for a in arrays)
+
+
+def _factor(array, reference):
+    """``s`` with ``array == s * reference`` element by element, or None.
+
+    Within :data:`PROPORTIONAL_RTOL` of the largest value, or 8 rounding units of
+    the less precise of the two dtypes (float32 maps rescaled in float32).
+    """
+    if array.shape != reference.shape:
+        return None
+    if array.dtype == bool or reference.dtype == bool:
+        return 1.0 if array.dtype == reference.dtype and np.array_equal(array, reference) else None
+    floating = (np.issubdtype(d, np.floating) for d in (array.dtype, reference.dtype))
+    if not all(floating):
+        return 1.0 if np.array_equal(array, reference) else None
+    top = np.max(np.abs(array)) if array.size else 0.0
+    top_reference = np.max(np.abs(reference)) if reference.size else 0.0
+    if not (np.isfinite(top) and np.isfinite(top_reference)):
+        return None
+    if top_reference == 0:
+        return 1.0 if top == 0 else None
+    factor = float(top) / float(top_reference)
+    coarse = max(np.finfo(array.dtype).eps, np.finfo(reference.dtype).eps)
+    rtol = max(PROPORTIONAL_RTOL, 8 * coarse)
+    deviation = np.max(np.abs(array - factor * reference.astype(np.float64)))
+    return factor if deviation <= rtol * top else None
+
+
+def _exposure_factor(arrays, references):
+    """The exposure's factor if each IRF array is an allowed multiple of its reference
+    (see :data:`_SCALABLE`), else None."""
+    factors = []
+    for array, reference, scalable in zip(arrays, references, _SCALABLE, strict=True):
+        if array is None or reference is None:
+            if array is not reference:
+                return None
+            factors.append(1.0)
+            continue
+        factor = _factor(array, reference)
+        if factor is None or factor <= 0:
+            return None
+        if not scalable and abs(factor - 1.0) > 8 * np.finfo(np.float32).eps:
+            return None
+        factors.append(factor)
+    return factors[0]
 
 
 #: The process-wide cache of :class:`rtafast.estimators.TSMapEstimator`.
