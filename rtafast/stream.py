@@ -15,6 +15,7 @@ of bunches; a sliding window also keeps the bins of the events inside the window
 """
 
 import collections
+import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -54,6 +55,10 @@ class _ObservationState:
     ontime: float = 0.0
     livetime: float = 0.0
     intervals: list = field(default_factory=list)
+    #: gammapy's stack of the unit maps (1 s) into an empty dataset, and that empty
+    #: dataset's GTI (made on the first ``dataset()`` with this observation alone)
+    stacked_unit: MapDataset = None
+    empty_gti: GTI = None
 
 
 class BunchAccumulator:
@@ -227,6 +232,12 @@ class BunchAccumulator:
         """The window's gammapy ``MapDataset`` (counts, exposure, background, psf, edisp,
         mask_safe, gti), observations stacked as gammapy stacks datasets.
 
+        With one observation in the window (every window within a run), gammapy's
+        stack of its maps into an empty dataset -- linear in live time and on-time --
+        is made once per observation, at 1 s, and rescaled: a few ms instead of
+        ~25 ms. Exposure, background and the IRFs' exposure maps then differ from
+        stacking again by float32 rounding at most (the stacked maps are float32).
+
         Raises
         ------
         ValueError
@@ -234,6 +245,8 @@ class BunchAccumulator:
         """
         if not self._observations:
             raise ValueError("no bunch in the window yet: nothing to make a dataset of")
+        if len(self._observations) == 1:
+            return self._single_observation_dataset(next(iter(self._observations.values())))
         stacked = MapDataset.create(
             self.geom, energy_axis_true=self.energy_axis_true, name=self.name
         )
@@ -241,22 +254,76 @@ class BunchAccumulator:
             stacked.stack(self._observation_dataset(state))
         return stacked
 
-    def _observation_dataset(self, state):
+    def _host_counts(self, state):
+        return self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
+
+    def _gti(self, state):
+        starts = Time([s for s, _ in state.intervals])
+        stops = Time([s for _, s in state.intervals])
+        return GTI.create(starts, stops)
+
+    def _observation_dataset(self, state, livetime=None, ontime=None, counts=None):
+        """One observation's dataset of the window (``livetime``/``ontime`` in s and
+        ``counts`` replace the window's)."""
         unit = state.unit_maps
-        counts = self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
+        livetime = state.livetime if livetime is None else livetime
+        ontime = state.ontime if ontime is None else ontime
+        counts = self._host_counts(state) if counts is None else counts
         psf = unit.psf.copy() if unit.psf is not None else None
         edisp = unit.edisp.copy() if unit.edisp is not None else None
         for irf in (psf, edisp):
             if irf is not None and irf.exposure_map is not None:
-                irf.exposure_map = irf.exposure_map * state.livetime
-        starts = Time([s for s, _ in state.intervals])
-        stops = Time([s for _, s in state.intervals])
+                irf.exposure_map = irf.exposure_map * livetime
         return MapDataset(
             counts=Map.from_geom(self.geom, data=counts),
-            exposure=unit.exposure * state.livetime,
-            background=unit.background * state.ontime,
+            exposure=unit.exposure * livetime,
+            background=unit.background * ontime,
             psf=psf,
             edisp=edisp,
             mask_safe=unit.mask_safe.copy() if unit.mask_safe is not None else None,
-            gti=GTI.create(starts, stops),
+            gti=self._gti(state),
+        )
+
+    def _single_observation_dataset(self, state):
+        """What stacking the one observation's dataset into an empty one gives, from the
+        stack of its unit maps (made once) rescaled by live time and on-time."""
+        if state.stacked_unit is None:
+            empty = MapDataset.create(
+                self.geom, energy_axis_true=self.energy_axis_true, name=self.name
+            )
+            state.empty_gti = empty.gti.copy() if empty.gti is not None else None
+            zeros = np.zeros(self.binning.data_shape)
+            empty.stack(self._observation_dataset(state, livetime=1.0, ontime=1.0, counts=zeros))
+            state.stacked_unit = empty
+        unit = state.stacked_unit
+        # counts: as ``Map.stack`` adds them, weighted by the observation's safe mask
+        weights = state.unit_maps.mask_safe
+        counts = self._host_counts(state)
+        if weights is not None:
+            counts = counts * weights.data
+        counts_map = unit.counts.copy(data=counts.astype(unit.counts.data.dtype))
+        irfs = []
+        for irf in (unit.psf, unit.edisp):
+            if irf is not None:
+                irf = irf.copy()
+                if irf.exposure_map is not None:
+                    irf.exposure_map = irf.exposure_map * state.livetime
+            irfs.append(irf)
+        gti = None
+        if state.empty_gti is not None:
+            gti = state.empty_gti.copy()
+            gti.stack(self._gti(state))
+            gti = gti.union()
+        return MapDataset(
+            counts=counts_map,
+            exposure=unit.exposure * state.livetime,
+            background=unit.background * state.ontime,
+            psf=irfs[0],
+            edisp=irfs[1],
+            mask_safe=unit.mask_safe.copy() if unit.mask_safe is not None else None,
+            mask_fit=unit.mask_fit.copy() if unit.mask_fit is not None else None,
+            gti=gti,
+            meta_table=unit.meta_table.copy() if unit.meta_table is not None else None,
+            meta=copy.deepcopy(unit.meta),
+            name=self.name,
         )

@@ -283,3 +283,53 @@ def test_ts_maps_of_successive_windows_reuse_the_kernel(simulated_observation):
         np.testing.assert_allclose(
             result[name].data, fresh[name].data, rtol=1e-5, atol=1e-7, err_msg=name
         )
+
+
+def test_single_observation_dataset_equals_stacking_it(simulated_observation):
+    """One observation in the window: the dataset rescaled from the stack of its unit
+    maps equals gammapy's stack of the window's dataset into an empty one (float32
+    rounding of the stacked maps), safe mask applied to the counts."""
+    from gammapy.makers import SafeMaskMaker
+
+    rng = np.random.default_rng(11)
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.05, width=2.0, axes=[ENERGY])
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    accumulator = BunchAccumulator(
+        geom,
+        ENERGY_TRUE,
+        window=2,
+        safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=1.0 * u.deg),
+    )
+    for step in range(4):
+        n = 500
+        times = step * 15.0 + np.sort(rng.uniform(0, 15, n))
+        bunch = _event_list(
+            times,
+            83.6 + rng.normal(0, 0.5, n),
+            22.0 + rng.normal(0, 0.5, n),
+            10 ** rng.uniform(-0.5, 1.8, n),
+        )
+        interval = (t0 + step * 15.0 * u.s, t0 + (step + 1) * 15.0 * u.s)
+        accumulator.add(bunch, simulated_observation, interval)
+        mine = accumulator.dataset()
+        (state,) = accumulator._observations.values()
+        ref = MapDataset.create(geom, energy_axis_true=ENERGY_TRUE, name="stream")
+        ref.stack(accumulator._observation_dataset(state))
+        assert mine.name == ref.name
+        assert 0 < mine.counts.data.sum() < accumulator.counts_cube.sum()  # outside: masked
+        np.testing.assert_array_equal(mine.counts.data, ref.counts.data)
+        assert mine.counts.data.dtype == ref.counts.data.dtype
+        np.testing.assert_array_equal(mine.mask_safe.data, ref.mask_safe.data)
+        pairs = {
+            "exposure": (mine.exposure, ref.exposure),
+            "background": (mine.background, ref.background),
+            "psf": (mine.psf.psf_map, ref.psf.psf_map),
+            "psf exposure": (mine.psf.exposure_map, ref.psf.exposure_map),
+            "edisp": (mine.edisp.edisp_map, ref.edisp.edisp_map),
+            "edisp exposure": (mine.edisp.exposure_map, ref.edisp.exposure_map),
+        }
+        for what, (a, b) in pairs.items():
+            assert a.geom == b.geom and a.unit == b.unit, what
+            _assert_close(a.data, b.data, f"{what}, step {step}")
+        assert mine.gti.time_sum == ref.gti.time_sum
+        np.testing.assert_array_equal(mine.gti.time_start.mjd, ref.gti.time_start.mjd)
