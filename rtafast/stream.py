@@ -54,7 +54,9 @@ class _ObservationState:
     counts: object  # backend cube
     ontime: float = 0.0
     livetime: float = 0.0
+    #: (start, stop) of each bunch in the window, s since ``reference``
     intervals: list = field(default_factory=list)
+    reference: Time = None
     #: gammapy's stack of the unit maps (1 s) into an empty dataset, and that empty
     #: dataset's GTI (made on the first ``dataset()`` with this observation alone)
     stacked_unit: MapDataset = None
@@ -189,7 +191,11 @@ class BunchAccumulator:
         self.stats += stats
         state.ontime += ontime
         state.livetime += livetime
-        state.intervals.append((start, stop))
+        if state.reference is None:
+            state.reference = start
+        state.intervals.append(
+            ((start - state.reference).to_value("s"), (stop - state.reference).to_value("s"))
+        )
         keep = codes if self.window is not None else None
         self._bunches.append(_Bunch(key, start, stop, ontime, livetime, keep))
         self._last_stop = stop
@@ -258,9 +264,16 @@ class BunchAccumulator:
         return self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
 
     def _gti(self, state):
-        starts = Time([s for s, _ in state.intervals])
-        stops = Time([s for _, s in state.intervals])
-        return GTI.create(starts, stops)
+        """GTI of the observation's bunches in the window, touching ones merged (as
+        ``GTI.union`` merges them; a window of contiguous bunches is one interval)."""
+        merged = []
+        for start, stop in state.intervals:  # in time order
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        bounds = np.array(merged) * u.s
+        return GTI.create(bounds[:, 0], bounds[:, 1], reference_time=state.reference)
 
     def _observation_dataset(self, state, livetime=None, ontime=None, counts=None):
         """One observation's dataset of the window (``livetime``/``ontime`` in s and
@@ -301,13 +314,14 @@ class BunchAccumulator:
         counts = self._host_counts(state)
         if weights is not None:
             counts = counts * weights.data
-        counts_map = unit.counts.copy(data=counts.astype(unit.counts.data.dtype))
+        counts_map = _map_like(unit.counts, counts.astype(unit.counts.data.dtype))
         irfs = []
         for irf in (unit.psf, unit.edisp):
             if irf is not None:
-                irf = irf.copy()
-                if irf.exposure_map is not None:
-                    irf.exposure_map = irf.exposure_map * state.livetime
+                exposure_map = irf.exposure_map
+                if exposure_map is not None:
+                    exposure_map = _map_like(exposure_map, exposure_map.data * state.livetime)
+                irf = type(irf)(_map_copy(irf._irf_map), exposure_map)
             irfs.append(irf)
         gti = None
         if state.empty_gti is not None:
@@ -316,14 +330,27 @@ class BunchAccumulator:
             gti = gti.union()
         return MapDataset(
             counts=counts_map,
-            exposure=unit.exposure * state.livetime,
-            background=unit.background * state.ontime,
+            exposure=_map_like(unit.exposure, unit.exposure.data * state.livetime),
+            background=_map_like(unit.background, unit.background.data * state.ontime),
             psf=irfs[0],
             edisp=irfs[1],
-            mask_safe=unit.mask_safe.copy() if unit.mask_safe is not None else None,
-            mask_fit=unit.mask_fit.copy() if unit.mask_fit is not None else None,
+            mask_safe=_map_copy(unit.mask_safe),
+            mask_fit=_map_copy(unit.mask_fit),
             gti=gti,
             meta_table=unit.meta_table.copy() if unit.meta_table is not None else None,
             meta=copy.deepcopy(unit.meta),
             name=self.name,
         )
+
+
+def _map_like(template, data):
+    """A map of ``template``'s geometry (shared: geometries are not modified in place),
+    unit and meta with ``data``. Cheaper than ``Map.copy``, which deep-copies the
+    geometry."""
+    meta = dict(template.meta) if template.meta else None
+    return template.__class__(geom=template.geom, data=data, unit=template.unit, meta=meta)
+
+
+def _map_copy(template):
+    """A copy of a map's data in a map sharing its geometry (None for None)."""
+    return None if template is None else _map_like(template, template.data.copy())
