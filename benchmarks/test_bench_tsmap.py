@@ -3,8 +3,8 @@
 Default run (short): the 4-run H.E.S.S. Crab map (125 x 125, 6 energies, kernel
 width 0.3 deg = 15 x 15 pixels, point source, index 2): gammapy's default
 ``TSMapEstimator().run`` against rtafast's ``run`` (numba; numpy too), the kernel
-and exposure cache warm (as for repeated maps of one observation; its content
-key, a hash of the IRF maps and mask, is recomputed at every call). Each rtafast
+and exposure cache warm (as for repeated maps of one observation; the IRF maps
+and mask are compared with the cached entry's at every call). Each rtafast
 result is checked against gammapy's default run: the same pixels, and TS within
 gammapy's own default tolerance (``rtol=0.01`` on the norm).
 

@@ -11,30 +11,27 @@ mask pattern gets one row of the kernel table (a handful in practice).
 
 The kernel (PSF/EDisp convolution of the kernel model, ~0.15 s) and the two
 reconstructed-energy exposures depend only on the IRF maps, the mask, the
-geometry and the kernel model: :class:`TSInputCache` keys them on a hash of
-those contents, so repeated maps of the same observation compute them once. The
-hash (SHA-1 of ~1 MB of IRF maps for the H.E.S.S. Crab map, ~0.6 ms) is
-recomputed at every call, in two pool threads while the calling thread prepares
-counts, background and masks; only the WCS header string of a geometry object
-(``geom_key``) and its squashed output geometry are memoised per object, checked
-against a fingerprint of its WCS parameters, shape and axes.
-
-Real-time analysis maps window after window of the same pointing: the exposure
-grows with the live time, the IRF maps do not change. On a miss of the exact
-hash, an entry whose IRF arrays the new ones are a multiple of is reused: the
-kernel unchanged (gammapy normalises it per energy bin, so it does not depend on
-the exposure's scale), the two exposures (linear in the exposure map) rescaled by
-the exposure's factor. "Multiple" means within :data:`PROPORTIONAL_RTOL` of the
-largest value, element by element (or 8 rounding units of float32 maps): the
+geometry and the kernel model. :class:`TSInputCache` keeps them with copies of the
+IRF arrays they were computed from, and reuses an entry when the new IRF arrays
+are a multiple of its copies: the kernel unchanged (gammapy normalises it per
+energy bin, so it does not depend on the exposure's scale), the two exposures
+(linear in the exposure map) times the exposure's factor -- 1 for repeated maps of
+the same dataset. Real-time analysis maps window after window of one pointing:
+the exposure grows with the live time, the IRF maps do not change, so the kernel is
+computed once per pointing. "Multiple" means within :data:`PROPORTIONAL_RTOL` of
+the largest value, element by element (or 8 rounding units of float32 maps): the
 exposure by any positive factor, the PSF's and EDisp's exposure maps (stacking
 weights, unused here) by any factor, the PSF and EDisp maps and the mask unchanged.
+The comparison (~0.5 ms for the H.E.S.S. Crab map's ~1.5 MB of IRF maps, ~2.5 ms
+for a 250x250 map's ~8 MB) runs at every call, the small arrays first; only the
+WCS header string of a geometry object (``geom_key``) and its squashed output
+geometry are memoised per object, checked against a fingerprint of its WCS
+parameters, shape and axes.
 
 gammapy's initial flux map (kernel-correlated excess, ~2 ms) is only computed
 with a threshold, which it decides; rtafast's fits do not start from it.
 """
 
-import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import astropy.units as u
@@ -60,61 +57,6 @@ PROPORTIONAL_RTOL = 1e-12
 #: Of the arrays of :func:`_irf_arrays`: which may be scaled (the exposure, and the
 #: PSF's and EDisp's exposure maps); the others must be unchanged.
 _SCALABLE = (True, False, True, False, True, False)
-
-
-def _digest(arrays):
-    """Content digest (SHA-1 of dtype, shape and bytes of each array; ``None`` allowed).
-
-    SHA-1 uses the CPU's SHA instructions where present: about twice blake2b's
-    speed on the ~1 MB of IRF maps hashed per call.
-    """
-    digest = hashlib.sha1(usedforsecurity=False)
-    for array in arrays:
-        if array is None:
-            digest.update(b"none")
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-#: IRF arrays of fewer bytes than this (in all) are hashed in the calling thread.
-ASYNC_DIGEST_BYTES = 256 * 1024
-_pool = None
-
-
-def _digest_pool():
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rtafast-digest")
-    return _pool
-
-
-def _digest_async(arrays):
-    """Start hashing ``arrays``; returns a callable that waits and returns the digest.
-
-    Large inputs are split into two groups of similar size hashed by two pool
-    threads (hashlib releases the GIL), while the caller prepares the other
-    inputs. The grouping depends only on the array sizes, so equal contents give
-    equal digests.
-    """
-    sizes = [0 if a is None else a.nbytes for a in arrays]
-    if sum(sizes) < ASYNC_DIGEST_BYTES:
-        digest = _digest(arrays)
-        return lambda: digest
-    groups = ([], [])
-    totals = [0, 0]
-    for i in sorted(range(len(arrays)), key=lambda i: -sizes[i]):
-        g = 0 if totals[0] <= totals[1] else 1
-        groups[g].append(i)
-        totals[g] += sizes[i]
-    pool = _digest_pool()
-    parts = []
-    for group in groups:
-        indices = tuple(sorted(group))
-        parts.append((indices, pool.submit(_digest, [arrays[i] for i in indices])))
-    return lambda: tuple((indices, future.result()) for indices, future in parts)
 
 
 def _irf_arrays(dataset):
@@ -208,21 +150,23 @@ def _model_key(model):
 class TSInputCache(LRUCache):
     """Least-recently-used cache of TS kernels and reconstructed-energy exposures.
 
-    Entries are found by the exact content of the IRF maps, or else reused and
-    rescaled for IRF maps that are a multiple of theirs (a longer live time of the
-    same pointing, see the module's notes); ``rescaled`` counts those reuses.
+    An entry is reused for a dataset of the same layout (IRF map geometries, counts
+    geometry, kernel model and width) whose IRF arrays are a multiple of the
+    entry's (see the module's notes): ``hits`` counts reuses, ``rescaled`` those of
+    them with an exposure factor other than 1, ``misses`` the entries computed.
 
     Parameters
     ----------
     maxsize : int
-        Number of entries kept.
+        Number of entries kept (each holds a copy of its IRF arrays).
     """
 
     def __init__(self, maxsize=16):
         super().__init__(maxsize)
         self.rescaled = 0
+        self._serial = 0
 
-    def get(self, helper, dataset, digest=None):
+    def get(self, helper, dataset):
         """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
 
         Parameters
@@ -231,50 +175,37 @@ class TSInputCache(LRUCache):
             Carries the kernel model and width (its ``_compute_kernel``, gammapy's
             ``estimate_kernel``, runs on a miss).
         dataset : `gammapy.datasets.MapDataset`
-        digest : optional
-            Digest of the dataset's IRF arrays, if already computed
-            (``_digest_async(_irf_arrays(dataset))()``).
         """
         arrays = _irf_arrays(dataset)
-        if digest is None:
-            digest = _digest_async(arrays)()
         layout = (
             _irf_geoms(dataset),
             _geom_keys(dataset.counts.geom),
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
-        key = (digest, layout)
-        entry = self.lookup(key)
-        if entry is None:
-            entry = self._rescaled_entry(layout, arrays)
-            if entry is None:
-                spectral = helper.kernel_model.spectral_model
-                entry = _TSInputs(
-                    helper._compute_kernel(dataset),
-                    estimate_exposure_reco_energy(dataset, spectral, normalize=True),
-                    estimate_exposure_reco_energy(dataset, spectral, normalize=False),
-                    _copies(arrays),
-                )
-            self.store(key, entry)
-        return entry.kernel, entry.exposure, entry.exposure_npred
-
-    def _rescaled_entry(self, layout, arrays):
-        """An entry of the same layout whose IRF arrays ``arrays`` are a multiple of,
-        rescaled; or None."""
-        for (_, entry_layout), entry in reversed(self.items()):
-            if entry_layout != layout:
+        for key, entry in reversed(self.items()):  # most recently used first
+            if key[0] != layout:
                 continue
             factor = _exposure_factor(arrays, entry.arrays)
-            if factor is not None:
-                self.rescaled += 1
-                return _TSInputs(
-                    entry.kernel,
-                    entry.exposure * factor,
-                    entry.exposure_npred * factor,
-                    _copies(arrays),
-                )
-        return None
+            if factor is None:
+                continue
+            self.hits += 1
+            self.store(key, entry)  # now the most recently used
+            if factor == 1.0:
+                return entry.kernel, entry.exposure, entry.exposure_npred
+            self.rescaled += 1
+            return entry.kernel, entry.exposure * factor, entry.exposure_npred * factor
+        self.misses += 1
+        spectral = helper.kernel_model.spectral_model
+        entry = _TSInputs(
+            helper._compute_kernel(dataset),
+            estimate_exposure_reco_energy(dataset, spectral, normalize=True),
+            estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+            _copies(arrays),
+        )
+        self._serial += 1
+        self.store((layout, self._serial), entry)
+        return entry.kernel, entry.exposure, entry.exposure_npred
 
 
 class _TSInputs(NamedTuple):
@@ -311,26 +242,31 @@ def _factor(array, reference):
     factor = float(top) / float(top_reference)
     coarse = max(np.finfo(array.dtype).eps, np.finfo(reference.dtype).eps)
     rtol = max(PROPORTIONAL_RTOL, 8 * coarse)
-    deviation = np.max(np.abs(array - factor * reference.astype(np.float64)))
+    deviation = np.max(np.abs(array - factor * np.asarray(reference, dtype=np.float64)))
     return factor if deviation <= rtol * top else None
 
 
 def _exposure_factor(arrays, references):
     """The exposure's factor if each IRF array is an allowed multiple of its reference
-    (see :data:`_SCALABLE`), else None."""
-    factors = []
-    for array, reference, scalable in zip(arrays, references, _SCALABLE, strict=True):
+    (see :data:`_SCALABLE`), else None. The arrays that must be unchanged are
+    compared first, smallest first: a different pointing or mask is rejected cheaply."""
+    order = sorted(
+        range(len(arrays)),
+        key=lambda i: (_SCALABLE[i], 0 if arrays[i] is None else arrays[i].nbytes),
+    )
+    factors = [1.0] * len(arrays)
+    for i in order:
+        array, reference = arrays[i], references[i]
         if array is None or reference is None:
             if array is not reference:
                 return None
-            factors.append(1.0)
             continue
         factor = _factor(array, reference)
         if factor is None or factor <= 0:
             return None
-        if not scalable and abs(factor - 1.0) > 8 * np.finfo(np.float32).eps:
+        if not _SCALABLE[i] and abs(factor - 1.0) > 8 * np.finfo(np.float32).eps:
             return None
-        factors.append(factor)
+        factors[i] = factor
     return factors[0]
 
 
@@ -382,12 +318,11 @@ def _default_mask(dataset, npred):
 
 
 def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
-    pending = _digest_async(_irf_arrays(dataset))
     npred = dataset.npred().data
     mask = _default_mask(dataset, npred)
     counts = (dataset.counts.data * mask).astype(np.float64)
     background = npred * mask
-    kernel, exposure, exposure_npred = cache.get(helper, dataset, digest=pending())
+    kernel, exposure, exposure_npred = cache.get(helper, dataset)
     guess = None
     if need_guess:
         dataset_mask = dataset.mask

@@ -34,8 +34,10 @@ class TSMapEstimator(GammapyTSMapEstimator):
 
     Padding, downsampling, energy grouping, the kernel, the masks and the initial
     flux map are gammapy's (the kernel and the reconstructed-energy exposures are
-    cached per IRF content: a hash of the IRF maps and mask is computed at every
-    call, see :mod:`rtafast.estimators.ts_inputs`); the per-pixel fits run on the
+    cached per IRF content: the IRF maps and mask are compared with the cached
+    entries' at every call, and a multiple of them -- a longer live time of the
+    same pointing -- rescales the exposures, see :mod:`rtafast.estimators.ts_inputs`);
+    the per-pixel fits run on the
     backend's ``ts_scan`` kernel (:mod:`rtafast_kernels.tsmap_element`).
 
     Differences from gammapy:
