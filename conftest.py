@@ -62,6 +62,14 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def hess_datastore():
+    """gammapy DataStore of H.E.S.S. DL3 DR1 (skips the test when absent)."""
+    from gammapy.data import DataStore
+
+    return DataStore.from_dir(_data_dir("hess-dl3-dr1") / "hess-dl3-dr1")
+
+
+@pytest.fixture(scope="session")
 def hess_crab_stacked():
     """Stacked dataset of the 4 H.E.S.S. Crab runs (built once per session)."""
     from rtafast.reference_data import hess_crab_dataset

@@ -31,7 +31,6 @@ from gammapy.maps import MapAxis, WcsGeom
 
 from rtafast.estimators import TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.reference_data import DataNotFoundError, find_data_dir
 from rtafast.stream import BunchAccumulator
 
 RUN = 33787
@@ -44,14 +43,8 @@ WIDTHS = [3.0] + ([5.0] if FULL else [])
 
 
 @pytest.fixture(scope="module")
-def observation():
-    from gammapy.data import DataStore
-
-    try:
-        root = find_data_dir("hess-dl3-dr1") / "hess-dl3-dr1"
-    except DataNotFoundError as error:
-        pytest.skip(f"real data not available: {error}")
-    return DataStore.from_dir(root).get_observations([RUN])[0]
+def observation(hess_datastore):
+    return hess_datastore.get_observations([RUN])[0]
 
 
 def _bunch_interval(observation, index):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 from astropy.time import Time
-from gammapy.data import DataStore, EventList
+from gammapy.data import EventList
 from gammapy.datasets import MapDataset
 from gammapy.makers import MapDatasetMaker as GammapyMaker
 from gammapy.maps import Map, MapAxis, WcsGeom
@@ -22,7 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtafast.binning import fill_counts
-from rtafast.reference_data import DataNotFoundError, find_data_dir
 from rtafast.stream import BunchAccumulator
 
 PKS_RUNS = tuple(range(33787, 33802))
@@ -34,13 +33,9 @@ IRF_EVERY = int(os.environ.get("RTAFAST_REPLAY_IRF_EVERY", "30"))
 
 
 @pytest.fixture(scope="module")
-def pks_observations():
-    try:
-        root = find_data_dir("hess-dl3-dr1") / "hess-dl3-dr1"
-    except DataNotFoundError as error:
-        pytest.skip(f"real data not available: {error}")
+def pks_observations(hess_datastore):
     runs = PKS_RUNS if os.environ.get("RTAFAST_FULL_REPLAY") == "1" else PKS_RUNS[:3]
-    return DataStore.from_dir(root).get_observations(list(runs))
+    return hess_datastore.get_observations(list(runs))
 
 
 def _bunches(observations):
@@ -139,6 +134,20 @@ def _event_list(times_s, ra, dec, energy, reference="2026-01-01T00:00:00"):
     table["TIME"] = Time(reference, scale="tt") + times_s * u.s
     table["RA"].unit, table["DEC"].unit, table["ENERGY"].unit = "deg", "deg", "TeV"
     return EventList(table)
+
+
+def _simulated_bunch(rng, step, duration, n, spread, log_energy):
+    """Bunch ``step`` (``duration`` s long) of ``n`` events around (83.6, 22.0) deg with
+    a Gaussian spread (deg), energies log-uniform in ``log_energy`` (log10 TeV)."""
+    times = step * duration + np.sort(rng.uniform(0, duration, n))
+    events = _event_list(
+        times,
+        83.6 + rng.normal(0, spread, n),
+        22.0 + rng.normal(0, spread, n),
+        10 ** rng.uniform(*log_energy, n),
+    )
+    t0 = Time("2026-01-01T00:00:00", scale="tt")
+    return events, (t0 + step * duration * u.s, t0 + (step + 1) * duration * u.s)
 
 
 @pytest.fixture(scope="module")
@@ -259,20 +268,11 @@ def test_ts_maps_of_successive_windows_reuse_the_kernel(simulated_observation):
 
     rng = np.random.default_rng(5)
     geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.05, width=1.5, axes=[ENERGY])
-    t0 = Time("2026-01-01T00:00:00", scale="tt")
     accumulator = BunchAccumulator(geom, ENERGY_TRUE)
     cache = TSInputCache()
     kwargs = dict(kernel_width=0.3 * u.deg, backend="numba")
     for step in range(3):
-        n = 300
-        times = step * 20.0 + np.sort(rng.uniform(0, 20, n))
-        bunch = _event_list(
-            times,
-            83.6 + rng.normal(0, 0.1, n),
-            22.0 + rng.normal(0, 0.1, n),
-            10 ** rng.uniform(-0.2, 1.5, n),
-        )
-        window = (t0 + step * 20.0 * u.s, t0 + (step + 1) * 20.0 * u.s)
+        bunch, window = _simulated_bunch(rng, step, 20.0, 300, 0.1, (-0.2, 1.5))
         accumulator.add(bunch, simulated_observation, window)
         dataset = accumulator.dataset()
         result = TSMapEstimator(cache=cache, **kwargs).run(dataset)
@@ -293,7 +293,6 @@ def test_single_observation_dataset_equals_stacking_it(simulated_observation):
 
     rng = np.random.default_rng(11)
     geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.05, width=2.0, axes=[ENERGY])
-    t0 = Time("2026-01-01T00:00:00", scale="tt")
     accumulator = BunchAccumulator(
         geom,
         ENERGY_TRUE,
@@ -301,15 +300,7 @@ def test_single_observation_dataset_equals_stacking_it(simulated_observation):
         safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=1.0 * u.deg),
     )
     for step in range(4):
-        n = 500
-        times = step * 15.0 + np.sort(rng.uniform(0, 15, n))
-        bunch = _event_list(
-            times,
-            83.6 + rng.normal(0, 0.5, n),
-            22.0 + rng.normal(0, 0.5, n),
-            10 ** rng.uniform(-0.5, 1.8, n),
-        )
-        interval = (t0 + step * 15.0 * u.s, t0 + (step + 1) * 15.0 * u.s)
+        bunch, interval = _simulated_bunch(rng, step, 15.0, 500, 0.5, (-0.5, 1.8))
         accumulator.add(bunch, simulated_observation, interval)
         mine = accumulator.dataset()
         (state,) = accumulator._observations.values()
