@@ -266,10 +266,13 @@ def _convolution_flops(ny, nx, radius_pix):
 
 
 def excess_map_work(ny, nx, n_energy=1, radius_pix=5.0):
-    """Excess map: top-hat correlation of counts, background, exposure and mask.
+    """Excess map: top-hat correlation of counts and background, Cash statistics.
 
     gammapy's ``ExcessMapEstimator`` (default energy edges) sums the energy bins,
-    correlates four images and evaluates the Cash counts statistics per pixel.
+    correlates four images (counts, background, exposure, mask) and evaluates the
+    Cash counts statistics per pixel. The kernel-averaged exposure depends only on
+    the IRF maps and the mask -- rtafast caches it, rescaled by live time -- so the
+    floor of one call counts two correlations and one read of that exposure image.
 
     Parameters
     ----------
@@ -283,15 +286,17 @@ def excess_map_work(ny, nx, n_energy=1, radius_pix=5.0):
     Returns
     -------
     Work
-        ``flops = ny nx (4 n_energy + 14 + T) + 4 C`` (energy sums and mask,
-        statistics with one ``log``, ``C`` the cheaper of a direct and an FFT
-        convolution); ``bytes = 4 (3 n_energy ny nx + 6 ny nx) + n_energy ny nx``
-        (float32 counts, background and exposure cubes and a boolean mask read, six
-        float32 maps written); size: map bins (pixels x energies).
+        ``flops = ny nx (3 n_energy + 15 + T) + 2 C`` (energy sums and mask,
+        statistics with one ``log``, the division by the exposure, ``C`` the cheaper
+        of a direct and an FFT convolution); ``bytes = 4 (2 n_energy ny nx + 7 ny nx)
+        + n_energy ny nx`` (float32 counts and background cubes, the exposure image
+        and a boolean mask read, six float32 maps written); size: map bins (pixels x
+        energies).
     """
     pixels = ny * nx
-    flops = pixels * (4 * n_energy + 14 + _T) + 4 * _convolution_flops(ny, nx, radius_pix)
-    nbytes = _F32 * (3 * n_energy * pixels + _EXCESS_OUTPUT_MAPS * pixels) + n_energy * pixels
+    flops = pixels * (3 * n_energy + 15 + _T) + 2 * _convolution_flops(ny, nx, radius_pix)
+    nbytes = _F32 * (2 * n_energy * pixels + (_EXCESS_OUTPUT_MAPS + 1) * pixels)
+    nbytes += n_energy * pixels
     return Work(float(flops), float(nbytes), float(pixels * n_energy), "map bins")
 
 
