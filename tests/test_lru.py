@@ -1,6 +1,7 @@
 """The LRU cache behind the PSF-kernel, IRF-map and TS-input caches."""
 
 from rtafast._lru import LRUCache
+from rtafast.estimators.excess_inputs import ExcessInputCache
 from rtafast.estimators.ts_inputs import TSInputCache
 from rtafast.irf_cache import IRFMapCache
 from rtafast.psf_kernels import PSFKernelCache
@@ -42,5 +43,5 @@ def test_irf_map_cache_returns_rescaled_values():
 
 
 def test_the_caches_share_it():
-    for cache in (PSFKernelCache(), TSInputCache(), IRFMapCache()):
+    for cache in (PSFKernelCache(), TSInputCache(), IRFMapCache(), ExcessInputCache()):
         assert isinstance(cache, LRUCache) and cache.maxsize > 0

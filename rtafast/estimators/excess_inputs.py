@@ -18,8 +18,9 @@ the counts. This module does the same on plain arrays:
 * :class:`ExcessInputCache` -- the kernel-averaged reconstructed-energy exposure
   (EDisp kernel, ``MapEvaluator`` and two convolutions, ~8 ms on the H.E.S.S. Crab
   map), kept with copies of the IRF arrays and masks it came from. Like
-  `rtafast.estimators.ts_inputs.TSInputCache` (whose comparison functions it
-  uses), an entry is reused when the new IRF arrays are a multiple of its copies
+  `rtafast.estimators.ts_inputs.TSInputCache` (both are
+  `rtafast.estimators.irf_match.RescalingCache`), an entry is reused when the new
+  IRF arrays are a multiple of its copies
   (the exposure and the IRFs' exposure maps by any positive factor, the PSF and
   EDisp maps unchanged) and, here, the safe and fit masks are equal, bin by bin:
   ``E`` is linear in the exposure map, so its convolution (kept in float64,
@@ -38,7 +39,8 @@ from gammapy.estimators.utils import estimate_exposure_reco_energy
 from rtafast._lru import LRUCache
 
 from .convolution import convolve_images
-from .ts_inputs import _copies, _exposure_factor, _geom_keys, _irf_arrays, _irf_geoms
+from .irf_match import RescalingCache, copies, irf_arrays, irf_geoms
+from .ts_inputs import _geom_keys
 
 __all__ = [
     "EnergyGrouping",
@@ -213,7 +215,7 @@ class _ExcessInputs(NamedTuple):
     exposure: np.ndarray
     #: Unit of the exposure (of ``estimate_exposure_reco_energy``'s map).
     unit: object
-    #: Copies of the IRF arrays (:func:`rtafast.estimators.ts_inputs._irf_arrays`).
+    #: Copies of the IRF arrays (:func:`rtafast.estimators.irf_match.irf_arrays`).
     arrays: tuple
     #: Copies of the safe and fit masks (or None).
     masks: tuple
@@ -234,7 +236,7 @@ def _averaged(exposure_conv, mask_conv):
         return exposure_conv.astype(np.float32) / mask_conv
 
 
-class ExcessInputCache(LRUCache):
+class ExcessInputCache(RescalingCache):
     """Least-recently-used cache of kernel-averaged reconstructed-energy exposures.
 
     An entry is reused for a dataset of the same layout (IRF map geometries and
@@ -252,8 +254,6 @@ class ExcessInputCache(LRUCache):
 
     def __init__(self, maxsize=16):
         super().__init__(maxsize)
-        self.rescaled = 0
-        self._serial = 0
 
     def get(self, estimator, dataset, grouping):
         """The kernel-averaged exposure of a dataset, as gammapy's estimator computes it.
@@ -274,31 +274,22 @@ class ExcessInputCache(LRUCache):
         unit : `astropy.units.Unit`
             Its unit (gammapy's: dimensionless, predicted counts per unit norm).
         """
-        arrays = _irf_arrays(dataset)
+        arrays = irf_arrays(dataset)
         masks = _masks(dataset)
         layout = (
-            _irf_geoms(dataset),
+            irf_geoms(dataset),
             _geom_keys(dataset.counts.geom),
             repr(estimator.spectral_model.to_dict()),
             grouping.options,
         )
-        for key, entry in reversed(self.items()):  # most recently used first
-            if key[0] != layout or not _same_masks(masks, entry.masks):
-                continue
-            factor = _exposure_factor(arrays, entry.arrays)
-            if factor is None:
-                continue
-            self.hits += 1
-            self.store(key, entry)  # now the most recently used
-            if factor == 1.0:
-                return entry.exposure, entry.unit
-            self.rescaled += 1
-            return _averaged(entry.exposure_conv * factor, entry.mask_conv), entry.unit
-        self.misses += 1
-        entry = self._compute(estimator, dataset, grouping, arrays, masks)
-        self._serial += 1
-        self.store((layout, self._serial), entry)
-        return entry.exposure, entry.unit
+        entry, factor = self.find(layout, arrays, lambda e: _same_masks(masks, e.masks))
+        if entry is None:
+            entry = self._compute(estimator, dataset, grouping, arrays, masks)
+            self.add(layout, entry)
+            factor = 1.0
+        if factor == 1.0:
+            return entry.exposure, entry.unit
+        return _averaged(entry.exposure_conv * factor, entry.mask_conv), entry.unit
 
     @staticmethod
     def _compute(estimator, dataset, grouping, arrays, masks):
@@ -310,7 +301,7 @@ class ExcessInputCache(LRUCache):
         for array in (exposure_conv, mask_conv, averaged):
             array.setflags(write=False)
         return _ExcessInputs(
-            exposure_conv, mask_conv, averaged, reco.unit, _copies(arrays), _copies(masks)
+            exposure_conv, mask_conv, averaged, reco.unit, copies(arrays), copies(masks)
         )
 
 

@@ -18,10 +18,11 @@ energy bin, so it does not depend on the exposure's scale), the two exposures
 (linear in the exposure map) times the exposure's factor -- 1 for repeated maps of
 the same dataset. Real-time analysis maps window after window of one pointing:
 the exposure grows with the live time, the IRF maps do not change, so the kernel is
-computed once per pointing. "Multiple" means within :data:`PROPORTIONAL_RTOL` of
-the largest value, element by element (or 8 rounding units of float32 maps): the
-exposure by any positive factor, the PSF's and EDisp's exposure maps (stacking
-weights, unused here) by any factor, the PSF and EDisp maps and the mask unchanged.
+computed once per pointing (:mod:`rtafast.estimators.irf_match`). "Multiple"
+means within ``PROPORTIONAL_RTOL`` (1e-12) of the largest value, element by
+element (or 8 rounding units of float32 maps): the exposure by any positive
+factor, the PSF's and EDisp's exposure maps (stacking weights, unused here) by any
+factor, the PSF and EDisp maps and the mask unchanged.
 The comparison (~0.5 ms for the H.E.S.S. Crab map's ~1.5 MB of IRF maps, ~2.5 ms
 for a 250x250 map's ~8 MB) runs at every call, the small arrays first; only the
 WCS header string of a geometry object (``geom_key``) and its squashed output
@@ -39,105 +40,16 @@ import numpy as np
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
 from rtafast._keys import geom_key
-from rtafast._lru import LRUCache
 from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
+from .irf_match import GeomMemo, RescalingCache, copies, irf_arrays, irf_geoms
 
-__all__ = [
-    "TSInputCache",
-    "default_cache",
-    "build_scan_inputs",
-    "squashed_geom",
-    "PROPORTIONAL_RTOL",
-]
+__all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
 
-#: Relative tolerance of "the IRF arrays are a multiple of a cached entry's".
-PROPORTIONAL_RTOL = 1e-12
-#: Of the arrays of :func:`_irf_arrays`: which may be scaled (the exposure, and the
-#: PSF's and EDisp's exposure maps); the others must be unchanged.
-_SCALABLE = (True, False, True, False, True, False)
-
-
-def _irf_arrays(dataset):
-    arrays = [dataset.exposure.data if dataset.exposure is not None else None]
-    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
-        if irf is None:
-            arrays += [None, None]
-            continue
-        arrays.append(getattr(irf, name).data)
-        exposure_map = getattr(irf, "exposure_map", None)
-        arrays.append(exposure_map.data if exposure_map is not None else None)
-    # ``dataset.mask_image`` (gammapy reduces the mask Map over its axes with
-    # logical_or), from the arrays
-    mask = dataset.mask
-    arrays.append(np.logical_or.reduce(mask.data, axis=0) if mask is not None else None)
-    return arrays
-
-
-def _irf_geoms(dataset):
-    """Units and geometries (WCS fingerprint, axes edges) of the IRF maps."""
-    maps = [dataset.exposure]
-    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
-        maps.append(None if irf is None else getattr(irf, name))
-    parts = []
-    for m in maps:
-        if m is None:
-            parts.append(None)
-            continue
-        axes = tuple(
-            (axis.name, np.asarray(axis.edges.value).tobytes(), str(axis.unit))
-            for axis in m.geom.axes
-        )
-        parts.append((type(m.geom).__name__, str(m.unit), _wcs_fingerprint(m.geom), axes))
-    return tuple(parts)
-
-
-def _wcs_fingerprint(geom):
-    wcs = getattr(geom, "wcs", None)
-    if wcs is None:
-        return None
-    w = wcs.wcs
-    return (
-        w.crval.tobytes(),
-        w.crpix.tobytes(),
-        w.cdelt.tobytes(),
-        w.get_pc().tobytes(),
-        tuple(w.ctype),
-        # bytes, not floats: NaN (an unset equinox) must compare equal to itself
-        np.array([w.lonpole, w.latpole, w.equinox], dtype=np.float64).tobytes(),
-        str(w.radesys),
-        tuple(int(n) for n in geom.data_shape),
-        tuple((axis.name, np.asarray(axis.edges.value).tobytes()) for axis in geom.axes),
-    )
-
-
-class _GeomMemo(LRUCache):
-    """A function of a geometry memoised per geometry object (LRU).
-
-    An entry is reused only for the same object whose WCS parameters and shape
-    are unchanged (a cheap fingerprint), so a geometry edited in place is
-    recomputed. Used for ``geom_key`` (a WCS header string, ~0.2 ms) and for the
-    squashed output geometry (~0.15 ms).
-    """
-
-    def __init__(self, function, maxsize=16):
-        super().__init__(maxsize)
-        self.function = function
-
-    def __call__(self, geom):
-        fingerprint = _wcs_fingerprint(geom)
-        entry = self.lookup(id(geom))
-        if entry is not None and entry[0] is geom and entry[1] == fingerprint:
-            return entry[2]
-        value = self.function(geom)
-        self.store(id(geom), (geom, fingerprint, value))
-        return value
-
-
-_geom_keys = _GeomMemo(geom_key)
+_geom_keys = GeomMemo(geom_key)
 #: The image geometry of the output maps of a dataset geometry (energy axis squashed).
-squashed_geom = _GeomMemo(lambda geom: geom.squash(axis_name="energy"))
+squashed_geom = GeomMemo(lambda geom: geom.squash(axis_name="energy"))
 
 
 def _model_key(model):
@@ -147,13 +59,14 @@ def _model_key(model):
     return (tuple(parts), frame)
 
 
-class TSInputCache(LRUCache):
+class TSInputCache(RescalingCache):
     """Least-recently-used cache of TS kernels and reconstructed-energy exposures.
 
     An entry is reused for a dataset of the same layout (IRF map geometries, counts
     geometry, kernel model and width) whose IRF arrays are a multiple of the
-    entry's (see the module's notes): ``hits`` counts reuses, ``rescaled`` those of
-    them with an exposure factor other than 1, ``misses`` the entries computed.
+    entry's (see :class:`rtafast.estimators.irf_match.RescalingCache`): ``hits``
+    counts reuses, ``rescaled`` those of them with an exposure factor other than 1,
+    ``misses`` the entries computed.
 
     Parameters
     ----------
@@ -163,8 +76,6 @@ class TSInputCache(LRUCache):
 
     def __init__(self, maxsize=16):
         super().__init__(maxsize)
-        self.rescaled = 0
-        self._serial = 0
 
     def get(self, helper, dataset):
         """Return ``(kernel, exposure_normalised, exposure_npred)`` Maps for a dataset.
@@ -176,98 +87,36 @@ class TSInputCache(LRUCache):
             ``estimate_kernel``, runs on a miss).
         dataset : `gammapy.datasets.MapDataset`
         """
-        arrays = _irf_arrays(dataset)
+        arrays = irf_arrays(dataset)
         layout = (
-            _irf_geoms(dataset),
+            irf_geoms(dataset),
             _geom_keys(dataset.counts.geom),
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
-        for key, entry in reversed(self.items()):  # most recently used first
-            if key[0] != layout:
-                continue
-            factor = _exposure_factor(arrays, entry.arrays)
-            if factor is None:
-                continue
-            self.hits += 1
-            self.store(key, entry)  # now the most recently used
-            if factor == 1.0:
-                return entry.kernel, entry.exposure, entry.exposure_npred
-            self.rescaled += 1
-            return entry.kernel, entry.exposure * factor, entry.exposure_npred * factor
-        self.misses += 1
-        spectral = helper.kernel_model.spectral_model
-        entry = _TSInputs(
-            helper._compute_kernel(dataset),
-            estimate_exposure_reco_energy(dataset, spectral, normalize=True),
-            estimate_exposure_reco_energy(dataset, spectral, normalize=False),
-            _copies(arrays),
-        )
-        self._serial += 1
-        self.store((layout, self._serial), entry)
-        return entry.kernel, entry.exposure, entry.exposure_npred
+        entry, factor = self.find(layout, arrays)
+        if entry is None:
+            spectral = helper.kernel_model.spectral_model
+            entry = _TSInputs(
+                helper._compute_kernel(dataset),
+                estimate_exposure_reco_energy(dataset, spectral, normalize=True),
+                estimate_exposure_reco_energy(dataset, spectral, normalize=False),
+                copies(arrays),
+            )
+            self.add(layout, entry)
+            factor = 1.0
+        if factor == 1.0:
+            return entry.kernel, entry.exposure, entry.exposure_npred
+        return entry.kernel, entry.exposure * factor, entry.exposure_npred * factor
 
 
 class _TSInputs(NamedTuple):
     kernel: object
     exposure: object
     exposure_npred: object
-    #: Copies of the IRF arrays the entry was computed from (:func:`_irf_arrays`).
+    #: Copies of the IRF arrays the entry was computed from
+    #: (:func:`rtafast.estimators.irf_match.irf_arrays`).
     arrays: tuple
-
-
-def _copies(arrays):
-    return tuple(None if a is None else np.array(a, copy=True) for a in arrays)
-
-
-def _factor(array, reference):
-    """``s`` with ``array == s * reference`` element by element, or None.
-
-    Within :data:`PROPORTIONAL_RTOL` of the largest value, or 8 rounding units of
-    the less precise of the two dtypes (float32 maps rescaled in float32).
-    """
-    if array.shape != reference.shape:
-        return None
-    if array.dtype == bool or reference.dtype == bool:
-        return 1.0 if array.dtype == reference.dtype and np.array_equal(array, reference) else None
-    floating = (np.issubdtype(d, np.floating) for d in (array.dtype, reference.dtype))
-    if not all(floating):
-        return 1.0 if np.array_equal(array, reference) else None
-    top = np.max(np.abs(array)) if array.size else 0.0
-    top_reference = np.max(np.abs(reference)) if reference.size else 0.0
-    if not (np.isfinite(top) and np.isfinite(top_reference)):
-        return None
-    if top_reference == 0:
-        return 1.0 if top == 0 else None
-    factor = float(top) / float(top_reference)
-    coarse = max(np.finfo(array.dtype).eps, np.finfo(reference.dtype).eps)
-    rtol = max(PROPORTIONAL_RTOL, 8 * coarse)
-    deviation = np.max(np.abs(array - factor * np.asarray(reference, dtype=np.float64)))
-    return factor if deviation <= rtol * top else None
-
-
-def _exposure_factor(arrays, references):
-    """The exposure's factor if each IRF array is an allowed multiple of its reference
-    (see :data:`_SCALABLE`), else None. The arrays that must be unchanged are
-    compared first, smallest first: a different pointing or mask is rejected cheaply."""
-    order = sorted(
-        range(len(arrays)),
-        key=lambda i: (_SCALABLE[i], 0 if arrays[i] is None else arrays[i].nbytes),
-    )
-    factors = [1.0] * len(arrays)
-    for i in order:
-        array, reference = arrays[i], references[i]
-        if array is None or reference is None:
-            if array is not reference:
-                return None
-            continue
-        factor = _factor(array, reference)
-        if factor is None or factor <= 0:
-            return None
-        if not _SCALABLE[i] and abs(factor - 1.0) > 8 * np.finfo(np.float32).eps:
-            return None
-        factors[i] = factor
-    return factors[0]
 
 
 #: The process-wide cache of :class:`rtafast.estimators.TSMapEstimator`.

@@ -1,0 +1,233 @@
+"""Whether a dataset's IRF maps are a multiple of cached ones: the caches' matching.
+
+Real-time analysis computes maps window after window of one pointing: the exposure
+(and the IRFs' exposure maps) grow with the live time, the PSF, EDisp and masks do
+not. Quantities that are linear in the exposure map (reconstructed-energy
+exposures) or do not depend on its scale (kernels normalised per energy) can then
+be computed once and rescaled. :class:`RescalingCache` keeps entries with copies of
+the IRF arrays they came from (:func:`irf_arrays`) and finds the entry whose copies
+the new arrays are a multiple of (:func:`exposure_factor`): the exposure and the
+IRFs' exposure maps by any positive factor, the PSF and EDisp maps and the mask
+image unchanged, element by element within :data:`PROPORTIONAL_RTOL` of the
+largest value (or 8 rounding units of float32 maps). The comparison runs at every
+lookup, the arrays that must be unchanged first, smallest first, so a different
+pointing or mask is rejected cheaply.
+"""
+
+import numpy as np
+
+from rtafast._lru import LRUCache
+
+__all__ = [
+    "PROPORTIONAL_RTOL",
+    "RescalingCache",
+    "GeomMemo",
+    "irf_arrays",
+    "irf_geoms",
+    "wcs_fingerprint",
+    "exposure_factor",
+    "copies",
+]
+
+#: Relative tolerance of "the IRF arrays are a multiple of a cached entry's".
+PROPORTIONAL_RTOL = 1e-12
+#: Of the arrays of :func:`irf_arrays`: which may be scaled (the exposure, and the
+#: PSF's and EDisp's exposure maps); the others must be unchanged.
+SCALABLE = (True, False, True, False, True, False)
+
+
+def irf_arrays(dataset):
+    """The arrays a dataset's IRF-derived quantities depend on (no copies).
+
+    Returns
+    -------
+    list of ndarray or None
+        Exposure, PSF map and its exposure map, EDisp map and its exposure map, and
+        the mask image (``dataset.mask`` reduced over energy with ``logical_or``).
+    """
+    arrays = [dataset.exposure.data if dataset.exposure is not None else None]
+    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
+        if irf is None:
+            arrays += [None, None]
+            continue
+        arrays.append(getattr(irf, name).data)
+        exposure_map = getattr(irf, "exposure_map", None)
+        arrays.append(exposure_map.data if exposure_map is not None else None)
+    # ``dataset.mask_image`` (gammapy reduces the mask Map over its axes with
+    # logical_or), from the arrays
+    mask = dataset.mask
+    arrays.append(np.logical_or.reduce(mask.data, axis=0) if mask is not None else None)
+    return arrays
+
+
+def irf_geoms(dataset):
+    """Units and geometries (WCS fingerprint, axes edges) of the IRF maps."""
+    maps = [dataset.exposure]
+    for irf, name in ((dataset.psf, "psf_map"), (dataset.edisp, "edisp_map")):
+        maps.append(None if irf is None else getattr(irf, name))
+    parts = []
+    for m in maps:
+        if m is None:
+            parts.append(None)
+            continue
+        axes = tuple(
+            (axis.name, np.asarray(axis.edges.value).tobytes(), str(axis.unit))
+            for axis in m.geom.axes
+        )
+        parts.append((type(m.geom).__name__, str(m.unit), wcs_fingerprint(m.geom), axes))
+    return tuple(parts)
+
+
+def wcs_fingerprint(geom):
+    """Hashable WCS parameters, shape and axes of a geometry (None without a WCS)."""
+    wcs = getattr(geom, "wcs", None)
+    if wcs is None:
+        return None
+    w = wcs.wcs
+    return (
+        w.crval.tobytes(),
+        w.crpix.tobytes(),
+        w.cdelt.tobytes(),
+        w.get_pc().tobytes(),
+        tuple(w.ctype),
+        # bytes, not floats: NaN (an unset equinox) must compare equal to itself
+        np.array([w.lonpole, w.latpole, w.equinox], dtype=np.float64).tobytes(),
+        str(w.radesys),
+        tuple(int(n) for n in geom.data_shape),
+        tuple((axis.name, np.asarray(axis.edges.value).tobytes()) for axis in geom.axes),
+    )
+
+
+class GeomMemo(LRUCache):
+    """A function of a geometry memoised per geometry object (LRU).
+
+    An entry is reused only for the same object whose WCS parameters and shape
+    are unchanged (a cheap fingerprint), so a geometry edited in place is
+    recomputed. Used for ``geom_key`` (a WCS header string, ~0.2 ms) and for the
+    squashed output geometry (~0.15 ms).
+    """
+
+    def __init__(self, function, maxsize=16):
+        super().__init__(maxsize)
+        self.function = function
+
+    def __call__(self, geom):
+        fingerprint = wcs_fingerprint(geom)
+        entry = self.lookup(id(geom))
+        if entry is not None and entry[0] is geom and entry[1] == fingerprint:
+            return entry[2]
+        value = self.function(geom)
+        self.store(id(geom), (geom, fingerprint, value))
+        return value
+
+
+def copies(arrays):
+    """Copies of :func:`irf_arrays` to keep in a cache entry (None stays None)."""
+    return tuple(None if a is None else np.array(a, copy=True) for a in arrays)
+
+
+def _factor(array, reference):
+    """``s`` with ``array == s * reference`` element by element, or None.
+
+    Within :data:`PROPORTIONAL_RTOL` of the largest value, or 8 rounding units of
+    the less precise of the two dtypes (float32 maps rescaled in float32).
+    """
+    if array.shape != reference.shape:
+        return None
+    if array.dtype == bool or reference.dtype == bool:
+        return 1.0 if array.dtype == reference.dtype and np.array_equal(array, reference) else None
+    floating = (np.issubdtype(d, np.floating) for d in (array.dtype, reference.dtype))
+    if not all(floating):
+        return 1.0 if np.array_equal(array, reference) else None
+    top = np.max(np.abs(array)) if array.size else 0.0
+    top_reference = np.max(np.abs(reference)) if reference.size else 0.0
+    if not (np.isfinite(top) and np.isfinite(top_reference)):
+        return None
+    if top_reference == 0:
+        return 1.0 if top == 0 else None
+    factor = float(top) / float(top_reference)
+    coarse = max(np.finfo(array.dtype).eps, np.finfo(reference.dtype).eps)
+    rtol = max(PROPORTIONAL_RTOL, 8 * coarse)
+    deviation = np.max(np.abs(array - factor * np.asarray(reference, dtype=np.float64)))
+    return factor if deviation <= rtol * top else None
+
+
+def exposure_factor(arrays, references):
+    """The exposure's factor if each IRF array is an allowed multiple of its reference
+    (see :data:`SCALABLE`), else None. The arrays that must be unchanged are
+    compared first, smallest first: a different pointing or mask is rejected cheaply."""
+    order = sorted(
+        range(len(arrays)),
+        key=lambda i: (SCALABLE[i], 0 if arrays[i] is None else arrays[i].nbytes),
+    )
+    factors = [1.0] * len(arrays)
+    for i in order:
+        array, reference = arrays[i], references[i]
+        if array is None or reference is None:
+            if array is not reference:
+                return None
+            continue
+        factor = _factor(array, reference)
+        if factor is None or factor <= 0:
+            return None
+        if not SCALABLE[i] and abs(factor - 1.0) > 8 * np.finfo(np.float32).eps:
+            return None
+        factors[i] = factor
+    return factors[0]
+
+
+class RescalingCache(LRUCache):
+    """LRU cache of entries computed from IRF maps, reused for multiples of them.
+
+    Entries are stored under ``(layout, serial)``: ``layout`` is what must be equal
+    (geometries, options), and each entry has an ``arrays`` attribute, the copies of
+    the :func:`irf_arrays` it was computed from. ``hits`` counts reuses,
+    ``rescaled`` those with an exposure factor other than 1, ``misses`` the lookups
+    that found nothing.
+
+    Parameters
+    ----------
+    maxsize : int
+        Number of entries kept.
+    """
+
+    def __init__(self, maxsize):
+        super().__init__(maxsize)
+        self.rescaled = 0
+        self._serial = 0
+
+    def find(self, layout, arrays, accept=None):
+        """The most recently used entry of ``layout`` that ``arrays`` are a multiple of.
+
+        Parameters
+        ----------
+        layout : hashable
+        arrays : list
+            :func:`irf_arrays` of the dataset.
+        accept : callable, optional
+            Further condition on an entry (e.g. equal masks), checked first.
+
+        Returns
+        -------
+        entry, factor
+            The entry (now the most recently used) and the exposure's factor, or
+            ``(None, None)``.
+        """
+        for key, entry in reversed(self.items()):  # most recently used first
+            if key[0] != layout or (accept is not None and not accept(entry)):
+                continue
+            factor = exposure_factor(arrays, entry.arrays)
+            if factor is None:
+                continue
+            self.hits += 1
+            if factor != 1.0:
+                self.rescaled += 1
+            self.store(key, entry)
+            return entry, factor
+        self.misses += 1
+        return None, None
+
+    def add(self, layout, entry):
+        """Keep a newly computed entry of ``layout``."""
+        self._serial += 1
+        self.store((layout, self._serial), entry)
