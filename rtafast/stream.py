@@ -28,6 +28,7 @@ from gammapy.maps import Map
 
 from rtafast_kernels import resolve_backend
 
+from ._maps import map_copy, map_like
 from .binning import BinningStats, GeomBinning, bin_into, event_columns
 from .irf_cache import observation_key
 from .makers import MapDatasetMaker
@@ -314,14 +315,14 @@ class BunchAccumulator:
         counts = self._host_counts(state)
         if weights is not None:
             counts = counts * weights.data
-        counts_map = _map_like(unit.counts, counts.astype(unit.counts.data.dtype))
+        counts_map = map_like(unit.counts, counts.astype(unit.counts.data.dtype))
         irfs = []
         for irf in (unit.psf, unit.edisp):
             if irf is not None:
                 exposure_map = irf.exposure_map
                 if exposure_map is not None:
-                    exposure_map = _map_like(exposure_map, exposure_map.data * state.livetime)
-                irf = type(irf)(_map_copy(irf._irf_map), exposure_map)
+                    exposure_map = map_like(exposure_map, exposure_map.data * state.livetime)
+                irf = type(irf)(map_copy(irf._irf_map), exposure_map)
             irfs.append(irf)
         gti = None
         if state.empty_gti is not None:
@@ -330,27 +331,14 @@ class BunchAccumulator:
             gti = gti.union()
         return MapDataset(
             counts=counts_map,
-            exposure=_map_like(unit.exposure, unit.exposure.data * state.livetime),
-            background=_map_like(unit.background, unit.background.data * state.ontime),
+            exposure=map_like(unit.exposure, unit.exposure.data * state.livetime),
+            background=map_like(unit.background, unit.background.data * state.ontime),
             psf=irfs[0],
             edisp=irfs[1],
-            mask_safe=_map_copy(unit.mask_safe),
-            mask_fit=_map_copy(unit.mask_fit),
+            mask_safe=map_copy(unit.mask_safe),
+            mask_fit=map_copy(unit.mask_fit),
             gti=gti,
             meta_table=unit.meta_table.copy() if unit.meta_table is not None else None,
             meta=copy.deepcopy(unit.meta),
             name=self.name,
         )
-
-
-def _map_like(template, data):
-    """A map of ``template``'s geometry (shared: geometries are not modified in place),
-    unit and meta with ``data``. Cheaper than ``Map.copy``, which deep-copies the
-    geometry."""
-    meta = dict(template.meta) if template.meta else None
-    return template.__class__(geom=template.geom, data=data, unit=template.unit, meta=meta)
-
-
-def _map_copy(template):
-    """A copy of a map's data in a map sharing its geometry (None for None)."""
-    return None if template is None else _map_like(template, template.data.copy())

@@ -40,6 +40,7 @@ import numpy as np
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
 from rtafast._keys import geom_key
+from rtafast._maps import map_like
 from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
@@ -107,7 +108,11 @@ class TSInputCache(RescalingCache):
             factor = 1.0
         if factor == 1.0:
             return entry.kernel, entry.exposure, entry.exposure_npred
-        return entry.kernel, entry.exposure * factor, entry.exposure_npred * factor
+        return (
+            entry.kernel,
+            map_like(entry.exposure, entry.exposure.data * factor),
+            map_like(entry.exposure_npred, entry.exposure_npred.data * factor),
+        )
 
 
 class _TSInputs(NamedTuple):
