@@ -139,17 +139,25 @@ def _factor(array, reference):
     floating = (np.issubdtype(d, np.floating) for d in (array.dtype, reference.dtype))
     if not all(floating):
         return 1.0 if np.array_equal(array, reference) else None
-    top = np.max(np.abs(array)) if array.size else 0.0
-    top_reference = np.max(np.abs(reference)) if reference.size else 0.0
+    if not array.size:
+        return 1.0
+    top, top_reference = _max_abs(array), _max_abs(reference)
     if not (np.isfinite(top) and np.isfinite(top_reference)):
         return None
     if top_reference == 0:
         return 1.0 if top == 0 else None
-    factor = float(top) / float(top_reference)
+    factor = top / top_reference
     coarse = max(np.finfo(array.dtype).eps, np.finfo(reference.dtype).eps)
     rtol = max(PROPORTIONAL_RTOL, 8 * coarse)
-    deviation = np.max(np.abs(array - factor * np.asarray(reference, dtype=np.float64)))
-    return factor if deviation <= rtol * top else None
+    # array - factor * reference in one float64 buffer (no other temporaries)
+    difference = np.multiply(reference, -factor, dtype=np.float64)
+    np.add(difference, array, out=difference)
+    return factor if _max_abs(difference) <= rtol * top else None
+
+
+def _max_abs(array):
+    """``max(|array|)`` without a temporary array (NaN if any is NaN)."""
+    return max(float(np.max(array)), -float(np.min(array)))
 
 
 def exposure_factor(arrays, references):
