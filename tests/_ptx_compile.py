@@ -4,8 +4,9 @@ Runs in its own process with the CUDA simulator off. Reads a JSON request on
 stdin, ``{"kernels": {"module.name": [signature, ...]}, "cc": [major, minor],
 "ptx_dir": folder}`` (signatures as written by the test), compiles each kernel
 for each signature with ``numba.cuda.compile_ptx`` into ``ptx_dir`` and prints one
-JSON line: ``{"unavailable": why}`` when numba cannot compile here (no NVVM or
-NVRTC), else ``{"results": {key: {"error", "ptx", "threads"}}}``, ``threads`` being
+JSON line: ``{"unavailable": why}`` when numba cannot compile a probe kernel that
+calls a device function here (no NVVM or NVRTC, or a numba-cuda that needs a device
+for that), else ``{"results": {key: {"error", "ptx", "threads"}}}``, ``threads`` being
 the block size the backend launches the kernel with.
 """
 
@@ -32,18 +33,28 @@ def numba_type(description):
     return from_dtype(np.dtype(description[1]))
 
 
+def _probe_kernel(out):
+    out[0] = _probe_device(out[0])
+
+
+@cuda.jit(device=True)
+def _probe_device(x):
+    return 2.0 * x
+
+
 def main():
-    try:
-        cuda.compile_ptx(lambda x: None, (types.float64,), cc=(8, 0))
-    except Exception as error:  # no NVVM/NVRTC: the test skips and says why
-        print(json.dumps({"unavailable": f"{type(error).__name__}: {error}"}))
-        return
     request = json.load(sys.stdin)
     cc = tuple(request["cc"])
     ptx_dir = Path(request["ptx_dir"])
     # Device functions are compiled for the current device's compute capability;
-    # without a GPU, say it is the one asked for.
+    # without a GPU, say it is the one asked for (numba-cuda internals: the probe below
+    # tells whether this still works with the installed version).
     dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=cc)
+    try:  # a kernel calling a device function, as ours do
+        cuda.compile_ptx(_probe_kernel, (types.float64[::1],), cc=cc)
+    except Exception as error:  # no NVVM/NVRTC, or numba-cuda needs a device: skip
+        print(json.dumps({"unavailable": f"{type(error).__name__}: {error}"}))
+        return
     default_threads = importlib.import_module("rtafast_kernels._cuda_backend").THREADS
     results = {}
     for qualified, signatures in request["kernels"].items():
