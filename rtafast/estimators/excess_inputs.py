@@ -39,8 +39,7 @@ from gammapy.estimators.utils import estimate_exposure_reco_energy
 from rtafast._lru import LRUCache
 
 from .convolution import convolve_images
-from .irf_match import RescalingCache, copies, irf_arrays, irf_geoms
-from .ts_inputs import _geom_keys
+from .irf_match import RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 
 __all__ = [
     "EnergyGrouping",
@@ -116,7 +115,7 @@ def energy_grouping(estimator, dataset):
         Shared between calls: read-only arrays, a geometry not to be edited.
     """
     options = _options_key(estimator)
-    key = (_geom_keys(dataset.counts.geom), options)
+    key = (geom_keys(dataset.counts.geom), options)
     return _groupings.get_or_compute(key, lambda: _compute_grouping(estimator, dataset, options))
 
 
@@ -278,7 +277,7 @@ class ExcessInputCache(RescalingCache):
         masks = _masks(dataset)
         layout = (
             irf_geoms(dataset),
-            _geom_keys(dataset.counts.geom),
+            geom_keys(dataset.counts.geom),
             repr(estimator.spectral_model.to_dict()),
             grouping.options,
         )

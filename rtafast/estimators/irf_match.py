@@ -16,12 +16,14 @@ pointing or mask is rejected cheaply.
 
 import numpy as np
 
+from rtafast._keys import geom_key
 from rtafast._lru import LRUCache
 
 __all__ = [
     "PROPORTIONAL_RTOL",
     "RescalingCache",
     "GeomMemo",
+    "geom_keys",
     "irf_arrays",
     "irf_geoms",
     "wcs_fingerprint",
@@ -119,6 +121,10 @@ class GeomMemo(LRUCache):
         value = self.function(geom)
         self.store(id(geom), (geom, fingerprint, value))
         return value
+
+
+#: ``geom_key`` of a geometry, memoised per geometry object (the caches' layout keys).
+geom_keys = GeomMemo(geom_key)
 
 
 def copies(arrays):

@@ -39,16 +39,14 @@ import astropy.units as u
 import numpy as np
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
-from rtafast._keys import geom_key
 from rtafast._maps import map_like
 from rtafast_kernels.tsmap_numpy import TSScanInputs
 
 from .convolution import convolve_images
-from .irf_match import GeomMemo, RescalingCache, copies, irf_arrays, irf_geoms
+from .irf_match import GeomMemo, RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 
 __all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
 
-_geom_keys = GeomMemo(geom_key)
 #: The image geometry of the output maps of a dataset geometry (energy axis squashed).
 squashed_geom = GeomMemo(lambda geom: geom.squash(axis_name="energy"))
 
@@ -91,7 +89,7 @@ class TSInputCache(RescalingCache):
         arrays = irf_arrays(dataset)
         layout = (
             irf_geoms(dataset),
-            _geom_keys(dataset.counts.geom),
+            geom_keys(dataset.counts.geom),
             _model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
