@@ -30,7 +30,14 @@ from rtafast_kernels import resolve_backend
 
 from ._keys import geom_key
 
-__all__ = ["BinningStats", "GeomBinning", "event_columns", "fill_counts", "bin_into"]
+__all__ = [
+    "BinningStats",
+    "GeomBinning",
+    "bin_into",
+    "event_columns",
+    "fill_counts",
+    "geometry_problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,34 @@ def _native_rotation(wcs):
     return native_vectors @ np.linalg.inv(celestial_vectors)
 
 
+def geometry_problem(geom):
+    """Why rtafast's binning kernel cannot fill ``geom``, or None if it can.
+
+    Returns
+    -------
+    tuple or None
+        ``(exception class, message)``: the kernel bins into regular TAN or CAR
+        `~gammapy.maps.WcsGeom` with one ``energy`` axis, log or linear.
+    """
+    if not isinstance(geom, WcsGeom):
+        return TypeError, f"rtafast bins into a WcsGeom, got {type(geom).__name__}"
+    if not geom.is_regular:
+        return ValueError, "rtafast bins into regular WcsGeoms (one pixel size for all bins)"
+    if geom.axes.names != ["energy"]:
+        return ValueError, (
+            f"the geometry's non-spatial axes must be exactly ['energy'], got {geom.axes.names}"
+        )
+    projection = geom.wcs.wcs.ctype[0][-3:]
+    if projection not in ("TAN", "CAR"):
+        return NotImplementedError, (
+            f"projection {projection!r} of the geometry is not supported (TAN, CAR)"
+        )
+    interp = geom.axes["energy"].interp
+    if interp not in ("log", "lin"):
+        return NotImplementedError, f"energy axis interpolation {interp!r}"
+    return None
+
+
 class GeomBinning:
     """A gammapy ``WcsGeom`` compiled for the binning kernel.
 
@@ -99,21 +134,13 @@ class GeomBinning:
     """
 
     def __init__(self, geom):
-        if not isinstance(geom, WcsGeom):
-            raise TypeError(f"rtafast bins into a WcsGeom, got {type(geom).__name__}")
-        if not geom.is_regular:
-            raise ValueError("rtafast bins into regular WcsGeoms (one pixel size for all bins)")
-        if geom.axes.names != ["energy"]:
-            raise ValueError(
-                f"the geometry's non-spatial axes must be exactly ['energy'], got {geom.axes.names}"
-            )
+        problem = geometry_problem(geom)
+        if problem is not None:
+            error, message = problem
+            raise error(message)
         wcs = geom.wcs
         projection = wcs.wcs.ctype[0][-3:]
         codes = {"TAN": el.PROJ_TAN, "CAR": el.PROJ_CAR}
-        if projection not in codes:
-            raise NotImplementedError(
-                f"projection {projection!r} of the geometry is not supported (TAN, CAR)"
-            )
         self.geom = geom
         self.axis = geom.axes["energy"]
         self.frame_change = geom.frame != EVENT_FRAME
@@ -127,8 +154,6 @@ class GeomBinning:
         params[el.P_PROJ] = codes[projection]
         nx, ny = geom.npix[0].item(), geom.npix[1].item()
         params[el.P_NX], params[el.P_NY], params[el.P_NE] = nx, ny, self.axis.nbin
-        if self.axis.interp not in ("log", "lin"):
-            raise NotImplementedError(f"energy axis interpolation {self.axis.interp!r}")
         params[el.P_LOG] = 1.0 if self.axis.interp == "log" else 0.0
         params[el.P_TOL] = 1e-9
         params[el.P_ETOL] = 1e-9
@@ -304,7 +329,7 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     return stats
 
 
-def fill_counts(geom, events, backend=None):
+def fill_counts(geom, events, array_backend=None):
     """Counts map of an event list, identical to gammapy's ``Map.fill_events``.
 
     Parameters
@@ -313,7 +338,7 @@ def fill_counts(geom, events, backend=None):
         Target geometry (TAN or CAR, any frame; an ``energy`` axis).
     events : `~gammapy.data.EventList` or `~astropy.table.Table`
         With RA, DEC (ICRS, deg) and ENERGY columns.
-    backend : str, optional
+    array_backend : str, optional
         See :func:`rtafast.resolve_backend`.
 
     Returns
@@ -321,7 +346,7 @@ def fill_counts(geom, events, backend=None):
     counts : `~gammapy.maps.WcsNDMap`
         ``counts.meta["rtafast_binning"]`` holds the :class:`BinningStats`.
     """
-    impl = resolve_backend(backend)
+    impl = resolve_backend(array_backend)
     binning = GeomBinning.for_geom(geom)
     ra, dec, energy = event_columns(events, binning.axis.unit)
     cube = impl.asarray(np.zeros(binning.n_bins))

@@ -4,11 +4,9 @@ When every free parameter is a linear norm (see :mod:`rtafast.linear_models`),
 :meth:`Fit.run` builds the templates once with gammapy's evaluators, solves the
 Cash likelihood with an rtafast kernel, and writes values, errors and covariance
 back into the gammapy models where gammapy's ``Fit`` puts them. Otherwise it
-delegates to :class:`gammapy.modeling.Fit` (``result.backend == "gammapy"``) and
-logs why.
+runs gammapy's own code (``result.array_backend == "gammapy"``), counted by
+:mod:`rtafast.dispatch` with its reason.
 """
-
-import logging
 
 import numpy as np
 from astropy.table import Table
@@ -18,24 +16,26 @@ from gammapy.modeling.fit import CovarianceResult, FitResult, OptimizeResult
 
 from rtafast_kernels import CashProblem, fit_norms, resolve_backend
 
+from . import dispatch
 from .linear_models import NonLinearParameterError, plan_linear_fit
 from .psf_kernels import default_cache
 from .templates import UnsupportedDatasetError, build_arrays
 
 __all__ = ["Fit", "RtaFitResult", "NonLinearParameterError"]
 
-log = logging.getLogger(__name__)
-
-#: Optimizer names of gammapy's ``Fit(backend=...)``, accepted for drop-in use.
-GAMMAPY_OPTIMIZERS = ("minuit", "scipy", "sherpa")
+#: ``OptimizeResult.backend`` of a fit done by rtafast's Newton kernel.
+FAST_PATH_OPTIMIZER = "rtafast"
 
 
 class RtaFitResult(FitResult):
     """gammapy's ``FitResult`` plus what rtafast adds.
 
+    Every attribute of gammapy's ``FitResult`` keeps its meaning (``backend`` is the
+    optimizer's name: ``"minuit"``, ... or ``"rtafast"`` on the fast path).
+
     Attributes
     ----------
-    backend : str
+    array_backend : str
         ``"numpy"``, ``"numba"`` or ``"cuda"`` for the fast path, ``"gammapy"`` when
         the fit was delegated.
     ts : dict
@@ -47,42 +47,44 @@ class RtaFitResult(FitResult):
         Newton iterations (fast path only).
     """
 
-    def __init__(self, backend, ts=None, niter=0, **kwargs):
+    def __init__(self, array_backend, ts=None, niter=0, **kwargs):
         super().__init__(**kwargs)
-        self._rta_backend = backend
+        self.array_backend = array_backend
         self.ts = dict(ts or {})
         self.niter = niter
 
     @property
-    def backend(self):
-        """Where the fit ran: an rtafast backend name or ``"gammapy"``."""
-        return self._rta_backend
-
-    @property
     def fast_path(self):
         """True if rtafast's kernel did the fit (not gammapy)."""
-        return self._rta_backend != "gammapy"
+        return self.array_backend != "gammapy"
 
     def __str__(self):
         text = super().__str__()
-        text += f"\trtafast backend : {self.backend}\n"
+        text += f"\trtafast array backend : {self.array_backend}\n"
         for name, ts in self.ts.items():
             text += f"\tTS({name}) : {ts:.2f}\n"
         return text
 
 
-class Fit:
+class Fit(GammapyFit):
     """Flux-only Cash fit with gammapy's ``Fit`` interface.
+
+    A subclass of `gammapy.modeling.Fit`: the same constructor, attributes and
+    methods (``optimize``, ``covariance``, ``confidence``, ``stat_profile``,
+    ``stat_surface``, ``stat_contour``). ``run`` and ``optimize`` solve the Cash
+    likelihood with rtafast's Newton kernel when every free parameter is a linear
+    norm; any other fit runs gammapy's code with the chosen optimizer (counted by
+    :mod:`rtafast.dispatch` with its reason).
 
     Parameters
     ----------
-    backend : {"auto", "numpy", "numba", "cuda"} or None
-        rtafast compute backend (None: ``$RTAFAST_BACKEND`` or ``"auto"``). For
-        drop-in use, gammapy optimizer names (``"minuit"``, ``"scipy"``,
-        ``"sherpa"``) are accepted too: they select that optimizer for delegated fits
-        and the default compute backend for the fast path.
+    backend : {"minuit", "scipy", "sherpa"}
+        gammapy's optimizer, used for delegated fits (as in gammapy).
     optimize_opts, covariance_opts, confidence_opts, store_trace
-        As for :class:`gammapy.modeling.Fit`; used when the fit is delegated.
+        As for :class:`gammapy.modeling.Fit`. With ``store_trace`` the fit is
+        delegated (the Newton solver has no optimizer trace to store).
+    array_backend : {None, "auto", "numpy", "numba", "cuda"}
+        rtafast compute backend (None: ``$RTAFAST_BACKEND`` or ``"auto"``).
     delegate : bool
         If False, raise :class:`NonLinearParameterError` instead of delegating
         when a free parameter is not a linear norm.
@@ -101,49 +103,44 @@ class Fit:
 
         from rtafast import Fit          # was: from gammapy.modeling import Fit
         result = Fit().run(datasets)
-        print(result.total_stat, result.ts, result.backend)
+        print(result.total_stat, result.ts, result.array_backend)
     """
 
     def __init__(
         self,
-        backend="auto",
+        backend="minuit",
         optimize_opts=None,
         covariance_opts=None,
         confidence_opts=None,
         store_trace=False,
+        *,
+        array_backend=None,
         delegate=True,
         rtol=1e-10,
         max_iter=100,
         cache_psf=True,
     ):
-        optimizer = "minuit"
-        if isinstance(backend, str) and backend.lower() in GAMMAPY_OPTIMIZERS:
-            optimizer, backend = backend.lower(), None
-        self.backend = backend
-        self.delegate = delegate
-        self.rtol = rtol
-        self.max_iter = max_iter
-        self.cache_psf = cache_psf
-        self._gammapy_fit = GammapyFit(
-            backend=optimizer,
+        super().__init__(
+            backend=backend,
             optimize_opts=optimize_opts,
             covariance_opts=covariance_opts,
             confidence_opts=confidence_opts,
             store_trace=store_trace,
         )
-
-    def __getattr__(self, name):
-        # stat_profile, stat_surface, confidence, ... are gammapy's own.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._gammapy_fit, name)
+        resolve_backend(array_backend)  # a bad name fails here, not at the first fit
+        self.array_backend = array_backend
+        self.delegate = delegate
+        self.rtol = rtol
+        self.max_iter = max_iter
+        self.cache_psf = cache_psf
+        self._in_gammapy_run = False
 
     def run(self, datasets):
         """Fit the free parameters of ``datasets``' models.
 
         Parameters
         ----------
-        datasets : `~gammapy.datasets.Datasets` or list of `~gammapy.datasets.MapDataset`
+        datasets : `~gammapy.datasets.Datasets` or list of `~gammapy.datasets.Dataset`
 
         Returns
         -------
@@ -157,8 +154,45 @@ class Fit:
         NonLinearParameterError
             A free parameter is not a linear norm and ``delegate`` is False.
         """
-        if not isinstance(datasets, Datasets):
-            datasets = Datasets(datasets)
+        datasets = datasets if isinstance(datasets, Datasets) else Datasets(datasets)
+        prepared = self._prepare(datasets, "Fit.run")
+        if prepared is None:
+            self._in_gammapy_run = True
+            try:
+                result = super().run(datasets)  # its optimize() is gammapy's too
+            finally:
+                self._in_gammapy_run = False
+            return RtaFitResult(
+                array_backend="gammapy",
+                optimize_result=result.optimize_result,
+                covariance_result=result.covariance_result,
+            )
+        return self._fast_fit(datasets, *prepared)
+
+    def optimize(self, datasets):
+        """Optimise the free parameters (gammapy's ``optimize``; Newton on the fast path).
+
+        Parameters
+        ----------
+        datasets : `~gammapy.datasets.Datasets` or list of `~gammapy.datasets.Dataset`
+
+        Returns
+        -------
+        `~gammapy.modeling.fit.OptimizeResult`
+        """
+        if self._in_gammapy_run:
+            return super().optimize(datasets)
+        datasets = datasets if isinstance(datasets, Datasets) else Datasets(datasets)
+        prepared = self._prepare(datasets, "Fit.optimize")
+        if prepared is None:
+            return super().optimize(datasets)
+        return self._fast_fit(datasets, *prepared, covariance=False).optimize_result
+
+    def _prepare(self, datasets, entry):
+        """The fit plan and arrays, or None (recorded) when gammapy must fit."""
+        if self.store_trace:
+            dispatch.record(entry, dispatch.GAMMAPY, "store-trace")
+            return None
         try:
             plan = plan_linear_fit(datasets)
             if self.cache_psf:
@@ -169,20 +203,18 @@ class Fit:
         except (NonLinearParameterError, UnsupportedDatasetError) as error:
             if not self.delegate:
                 raise
-            log.info("rtafast.Fit delegates to gammapy.modeling.Fit: %s", error)
-            return self._delegate(datasets)
-        return self._fast_fit(datasets, plan, arrays)
+            reason = (
+                "non-linear-parameter"
+                if isinstance(error, NonLinearParameterError)
+                else "unsupported-dataset"
+            )
+            dispatch.record(entry, dispatch.GAMMAPY, reason, str(error))
+            return None
+        dispatch.record(entry, dispatch.FAST)
+        return plan, arrays
 
-    def _delegate(self, datasets):
-        result = self._gammapy_fit.run(datasets)
-        return RtaFitResult(
-            backend="gammapy",
-            optimize_result=result.optimize_result,
-            covariance_result=result.covariance_result,
-        )
-
-    def _fast_fit(self, datasets, plan, arrays):
-        backend = resolve_backend(self.backend)
+    def _fast_fit(self, datasets, plan, arrays, covariance=True):
+        backend = resolve_backend(self.array_backend)
         problem = CashProblem(arrays.counts, arrays.fixed, arrays.templates, backend=backend)
         bounds = [(p.min, p.max) for p in plan.parameters]
         x0 = [p.value for p in plan.parameters]
@@ -194,7 +226,8 @@ class Fit:
         for parameter, value in zip(plan.parameters, fit.norm, strict=True):
             parameter.value = float(value)
         matrix = _expand_covariance(datasets.models.parameters, plan.parameters, fit.covariance)
-        datasets.models.covariance = matrix
+        if covariance:
+            datasets.models.covariance = matrix
 
         ts = {
             name: float(value)
@@ -206,21 +239,23 @@ class Fit:
             nfev=fit.n_evaluations,
             total_stat=float(fit.stat),
             trace=Table(),
-            backend=backend.name,
+            backend=FAST_PATH_OPTIMIZER,
             method="newton",
             success=bool(fit.success),
             message=fit.message,
         )
-        optimize_result.models.covariance = matrix.copy()
-        covariance_result = CovarianceResult(
-            backend=backend.name,
-            method="hessian",
-            success=bool(np.all(np.isfinite(fit.covariance))),
-            message="analytic Hessian of the Cash statistic",
-            matrix=matrix,
-        )
+        covariance_result = None
+        if covariance:
+            optimize_result.models.covariance = matrix.copy()
+            covariance_result = CovarianceResult(
+                backend=FAST_PATH_OPTIMIZER,
+                method="hessian",
+                success=bool(np.all(np.isfinite(fit.covariance))),
+                message="analytic Hessian of the Cash statistic",
+                matrix=matrix,
+            )
         return RtaFitResult(
-            backend=backend.name,
+            array_backend=backend.name,
             ts=ts,
             niter=fit.niter,
             optimize_result=optimize_result,

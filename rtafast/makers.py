@@ -1,18 +1,24 @@
 """Drop-in ``MapDatasetMaker``: counts from rtafast's binning kernel, IRF maps cached.
 
 Same constructor and ``run(dataset, observation)`` as gammapy's (its ``run`` is
-inherited unchanged); ``make_counts`` bins with :func:`rtafast.binning.fill_counts`,
-and for observations whose maps do not depend on time (fixed pointing, background
+gammapy's); ``make_counts`` bins with :func:`rtafast.binning.fill_counts` into the
+geometries the kernel supports (:func:`rtafast.binning.geometry_problem`), and for
+observations whose maps do not depend on time (fixed pointing, background
 not Alt/Az-aligned) ``make_exposure``, ``make_background``, ``make_psf``,
 ``make_edisp`` and ``make_edisp_kernel`` compute each map once per observation's
 IRFs, pointing and geometry (:mod:`rtafast.irf_cache`), then rescale it by the
 live time (exposure, and the PSF/EDisp exposure maps) or on-time (background).
+Anything else -- a `~gammapy.datasets.MapDataset` as the "observation" (gammapy's way
+of interpolating a dataset onto a new geometry), HEALPix or region geometries -- runs
+gammapy's own makers, counted by :mod:`rtafast.dispatch`.
 """
 
+from gammapy.data import Observation
 from gammapy.makers import MapDatasetMaker as GammapyMapDatasetMaker
 
+from . import dispatch
 from ._keys import geom_key
-from .binning import fill_counts
+from .binning import fill_counts, geometry_problem
 from .irf_cache import default_irf_cache, is_time_independent, observation_key
 
 __all__ = ["MapDatasetMaker"]
@@ -23,7 +29,7 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
 
     Parameters
     ----------
-    backend : str, optional
+    array_backend : str, optional
         rtafast backend of the binning kernel.
     cache_irf : bool
         Reuse IRF maps across calls for time-independent observations.
@@ -33,17 +39,45 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
         ``background_pad_offset``, ``fov_rotation_step``).
     """
 
-    def __init__(self, backend=None, cache_irf=True, **kwargs):
-        super().__init__(**kwargs)
-        self.backend = backend
+    def __init__(self, *args, array_backend=None, cache_irf=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.array_backend = array_backend
         self.cache_irf = cache_irf
 
+    def run(self, dataset, observation):
+        """Make a map dataset (gammapy's ``run``; see the module for what is rtafast's).
+
+        Parameters
+        ----------
+        dataset : `~gammapy.datasets.MapDataset`
+            Reference dataset.
+        observation : `~gammapy.data.Observation` or `~gammapy.datasets.MapDataset`
+            Observation (or a dataset to interpolate onto ``dataset``'s geometries).
+
+        Returns
+        -------
+        `~gammapy.datasets.MapDataset`
+        """
+        reason = _delegation_reason(dataset.counts.geom, observation)
+        if reason is None:
+            dispatch.record("MapDatasetMaker.run", dispatch.FAST)
+        else:
+            dispatch.record("MapDatasetMaker.run", dispatch.GAMMAPY, *reason)
+        return super().run(dataset, observation)
+
     def make_counts(self, geom, observation):
-        """Counts map of the observation's events (rtafast's binning kernel)."""
-        return fill_counts(geom, observation.events, backend=self.backend)
+        """Counts map of the observation's events (rtafast's binning kernel).
+
+        gammapy's ``make_counts`` where the kernel does not apply (see
+        :func:`_delegation_reason`).
+        """
+        if _delegation_reason(geom, observation) is not None:
+            return GammapyMapDatasetMaker.make_counts(geom, observation)
+        return fill_counts(geom, observation.events, array_backend=self.array_backend)
 
     def _cached(self, name, geom, observation, compute, kind, use_ontime=False):
-        if not (self.cache_irf and is_time_independent(observation)):
+        cacheable = isinstance(observation, Observation) and is_time_independent(observation)
+        if not (self.cache_irf and cacheable):
             return compute()
         options = (
             self.background_oversampling,
@@ -109,3 +143,16 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
             lambda: GammapyMapDatasetMaker.make_edisp_kernel(self, geom, observation),
             "irf",
         )
+
+
+def _delegation_reason(geom, observation):
+    """``(reason code, detail)`` when the binning kernel cannot make the counts, else None."""
+    if not isinstance(observation, Observation):
+        return "not-an-observation", (
+            f"the observation is a {type(observation).__name__}: its maps are interpolated "
+            "by gammapy, there are no events to bin"
+        )
+    problem = geometry_problem(geom)
+    if problem is not None:
+        return "unsupported-geometry", problem[1]
+    return None

@@ -52,7 +52,7 @@ def _intervals(time_intervals, reference):
     return pairs, flat
 
 
-def select_events(events, time_intervals=None, energy_range=None, cone=None, backend=None):
+def select_events(events, time_intervals=None, energy_range=None, cone=None, array_backend=None):
     """Events passing every given cut.
 
     Parameters
@@ -64,14 +64,14 @@ def select_events(events, time_intervals=None, energy_range=None, cone=None, bac
         ``[emin, emax)``.
     cone : (`~astropy.coordinates.SkyCoord`, `~astropy.coordinates.Angle`), optional
         Centre and radius.
-    backend : str, optional
+    array_backend : str, optional
 
     Returns
     -------
     selected : `~gammapy.data.EventList`
     stats : SelectionStats
     """
-    impl = resolve_backend(backend)
+    impl = resolve_backend(array_backend)
     table = events.table
     n = len(table)
     reference = events.time_ref

@@ -159,13 +159,13 @@ def _exercise_cuda_backend():
     start = Time(60000.0, format="mjd", scale="tt")
     for dtype in (np.float32, np.float64):
         events = _events(dtype)
-        fill_counts(geom, events, backend="cuda")
+        fill_counts(geom, events, array_backend="cuda")
         select_events(
             events,
             [(start + 10 * u.s, start + 60 * u.s)],
             (0.5 * u.TeV, 10 * u.TeV),
             (SkyCoord(83.6, 22.0, unit="deg"), 0.8 * u.deg),
-            backend="cuda",
+            array_backend="cuda",
         )
     cube = backend.xp.zeros(10)
     backend.scatter_add(cube, np.array([1, 3, 3], dtype=np.int64), 1.0)

@@ -37,9 +37,9 @@ def test_fast_path_ran_not_gammapy(dataset, monkeypatch):
 
     monkeypatch.setattr(GammapyFit, "run", forbidden)
     monkeypatch.setattr(GammapyFit, "optimize", forbidden)
-    result = rtafast.Fit(backend="numba").run(dataset)
+    result = rtafast.Fit(array_backend="numba").run(dataset)
     assert result.fast_path
-    assert result.backend == "numba"
+    assert result.array_backend == "numba"
     assert result.optimize_result.method == "newton"
     assert result.success and result.nfev > 0
     assert result.ts["source"] > 25
@@ -63,14 +63,17 @@ def test_result_has_gammapy_fitresult_attributes(dataset):
     assert result.models["source"].spectral_model.amplitude.value == _amplitude(dataset).value
     assert result.message == "converged"
     assert result.covariance_result.matrix.shape == (len(result.parameters),) * 2
-    assert "rtafast backend" in str(result)
+    assert "rtafast array backend" in str(result)
     # the result's models are a copy, like gammapy's
     assert result.models["source"] is not dataset.models["source"]
 
 
-def test_gammapy_optimizer_name_accepted(dataset):
-    result = rtafast.Fit(backend="minuit").run(dataset)
-    assert result.fast_path
+@pytest.mark.parametrize("optimizer", ["minuit", "scipy"])
+def test_gammapy_optimizer_name_accepted(dataset, optimizer):
+    fit = rtafast.Fit(backend=optimizer)
+    assert fit.backend == optimizer and fit.optimize_opts == {"backend": optimizer}
+    result = fit.run(dataset)
+    assert result.fast_path and result.backend == "rtafast"
 
 
 def test_joint_fit_of_two_datasets_shares_the_amplitude(dataset, simulated):
@@ -93,9 +96,9 @@ def test_joint_fit_of_two_datasets_shares_the_amplitude(dataset, simulated):
 
 def test_non_linear_parameter_is_delegated_to_gammapy(dataset, caplog):
     dataset.models["source"].spectral_model.index.frozen = False
-    with caplog.at_level(logging.INFO, logger="rtafast.fit"):
+    with caplog.at_level(logging.INFO, logger="rtafast.dispatch"):
         result = rtafast.Fit().run(dataset)
-    assert result.backend == "gammapy" and not result.fast_path
+    assert result.array_backend == "gammapy" and not result.fast_path
     assert "delegates to gammapy" in caplog.text and "'index'" in caplog.text
     assert result.success
 

@@ -76,7 +76,7 @@ def references(request):
 
 def _run_rtafast(dataset, position, background_free, backend):
     dataset.models = point_source_models(dataset, position, background_norm_free=background_free)
-    result = rtafast.Fit(backend=backend).run(dataset)
+    result = rtafast.Fit(array_backend=backend).run(dataset)
     return result, _free_values(dataset), dataset.models
 
 
@@ -86,7 +86,7 @@ def test_fit_matches_gammapy(references, case, background_free):
     dataset, position, reference = references(case, background_free)
     result, values, models = _run_rtafast(dataset, position, background_free, "numba")
 
-    assert result.fast_path and result.backend == "numba"
+    assert result.fast_path and result.array_backend == "numba"
     assert result.success
     assert set(values) == set(reference["values"])
     for name, (value, error) in values.items():
@@ -127,7 +127,7 @@ def test_backends_agree_on_crab(hess_crab_stacked, crab_cutout, backend, backgro
     dataset = crab_cutout if backend.name == "cuda" and simulated else hess_crab_stacked
     reference, ref_values, _ = _run_rtafast(dataset, CRAB_POSITION, background_free, "numpy")
     result, values, _ = _run_rtafast(dataset, CRAB_POSITION, background_free, backend)
-    assert result.backend == backend.name and result.success
+    assert result.array_backend == backend.name and result.success
     for name, (value, error) in values.items():
         assert value == pytest.approx(ref_values[name][0], rel=1e-9)
         assert error == pytest.approx(ref_values[name][1], rel=1e-9)

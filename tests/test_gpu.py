@@ -28,8 +28,8 @@ def test_cuda_matches_numba_on_whole_crab_dataset(hess_crab_stacked, background_
         hess_crab_stacked.models = point_source_models(
             hess_crab_stacked, CRAB_POSITION, background_norm_free=background_free
         )
-        result = rtafast.Fit(backend=name).run(hess_crab_stacked)
-        assert result.backend == name and result.success
+        result = rtafast.Fit(array_backend=name).run(hess_crab_stacked)
+        assert result.array_backend == name and result.success
         values[name] = [(p.value, p.error) for p in result.parameters.free_parameters]
         values[name].append((result.total_stat, result.ts["source"]))
     np.testing.assert_allclose(values["cuda"], values["numba"], rtol=1e-9)

@@ -59,7 +59,9 @@ def test_selection_matches_reference(backend, cut):
     n = 300 if backend.name == "cuda" else 5000
     events = _events(n, on_bounds=[100.0, 250.0, 600.0])
     intervals, energy_range, cone = CUTS[cut]
-    selected, stats = select_events(events, intervals, energy_range, cone, backend=backend.name)
+    selected, stats = select_events(
+        events, intervals, energy_range, cone, array_backend=backend.name
+    )
     expected = _expected(events, intervals, energy_range, cone)
     np.testing.assert_array_equal(np.asarray(selected.table["EVENT_ID"]), expected)
     assert stats.n_selected == expected.size and stats.n_events == n
@@ -68,7 +70,7 @@ def test_selection_matches_reference(backend, cut):
 def test_events_on_time_bounds_and_cone_edge_follow_astropy():
     events = _events(400, on_bounds=[100.0, 250.0, 250.0, 600.0])
     intervals = [(T0 + 100 * u.s, T0 + 250 * u.s)]
-    selected, stats = select_events(events, intervals, backend="numba")
+    selected, stats = select_events(events, intervals, array_backend="numba")
     assert stats.n_ambiguous >= 3  # decided with astropy Time comparisons
     np.testing.assert_array_equal(
         np.asarray(selected.table["EVENT_ID"]), _expected(events, intervals, None, None)
@@ -78,7 +80,7 @@ def test_events_on_time_bounds_and_cone_edge_follow_astropy():
 def test_gti_input_and_errors():
     events = _events(500)
     gti = GTI.create(T0 + [10] * u.s, T0 + [20] * u.s)
-    selected, _ = select_events(events, gti, backend="numpy")
+    selected, _ = select_events(events, gti, array_backend="numpy")
     assert (
         len(selected.table) == _expected(events, [(T0 + 10 * u.s, T0 + 20 * u.s)], None, None).size
     )
