@@ -11,6 +11,8 @@ from .backends import (
     BackendUnavailableError,
     auto_backend_name,
     available_backends,
+    default_backend_name,
+    environment_backend_name,
     resolve_backend,
 )
 from .cash_problem import CashProblem
@@ -27,6 +29,8 @@ __all__ = [
     "auto_backend_name",
     "available_backends",
     "cash_sum",
+    "default_backend_name",
+    "environment_backend_name",
     "fit_norm",
     "fit_norms",
     "resolve_backend",

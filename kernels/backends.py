@@ -1,14 +1,15 @@
 """The backend registry: ``"auto" | "numpy" | "numba" | "cuda"``, resolved once.
 
-Every entry point of rtafast takes ``backend=`` and calls :func:`resolve_backend`,
+Every entry point of rtafast takes ``array_backend=`` and calls :func:`resolve_backend`,
 which returns a cached backend object exposing the same small set of array
 methods (``asarray``, ``to_numpy``, ``cash_sum``, ``cash_reduce``, ...). No other
 module branches on the backend's name.
 
-``None`` means: the environment variable ``RTAFAST_BACKEND`` if set, else
-``"auto"``. ``"auto"`` picks ``"cuda"`` when CuPy is installed and a CUDA device
-is present, else ``"numba"``, else ``"numpy"``. CuPy is imported only when the
-cuda backend is resolved.
+``None`` means: the environment variable ``RTAFAST_BACKEND`` if set (checked:
+an unknown name raises ``ValueError`` naming the variable), else ``"auto"``.
+``"auto"`` picks ``"cuda"`` when CuPy is installed and a CUDA device is present,
+else ``"numba"``, else ``"numpy"``. CuPy is imported only when the cuda backend
+is resolved.
 """
 
 import importlib.util
@@ -20,6 +21,8 @@ __all__ = [
     "BackendUnavailableError",
     "available_backends",
     "auto_backend_name",
+    "default_backend_name",
+    "environment_backend_name",
     "resolve_backend",
 ]
 
@@ -108,36 +111,82 @@ def _create(name):
     return CudaBackend()
 
 
+def _unknown_name(value, source):
+    return ValueError(
+        f"unknown rtafast backend {value!r} (from {source}); "
+        f"choose one of 'auto', {', '.join(repr(n) for n in BACKEND_NAMES)}"
+    )
+
+
+def environment_backend_name():
+    """The backend name ``$RTAFAST_BACKEND`` asks for, checked (not resolved).
+
+    Returns
+    -------
+    str
+        ``"auto"`` when the variable is unset or empty, else its value in lower case.
+
+    Raises
+    ------
+    ValueError
+        If the variable names no backend (the message names the variable and the
+        valid values).
+    """
+    value = os.environ.get(ENV_VARIABLE)
+    if value is None or not value.strip():
+        return "auto"
+    name = value.strip().lower()
+    if name != "auto" and name not in BACKEND_NAMES:
+        raise _unknown_name(value, f"${ENV_VARIABLE}")
+    return name
+
+
+def default_backend_name():
+    """The concrete backend ``resolve_backend(None)`` gives: ``$RTAFAST_BACKEND`` or auto.
+
+    Raises
+    ------
+    ValueError
+        If ``$RTAFAST_BACKEND`` names no backend.
+    """
+    name = environment_backend_name()
+    return auto_backend_name() if name == "auto" else name
+
+
 def resolve_backend(backend=None):
     """Return the backend object for a name (resolved once, then cached).
 
     Parameters
     ----------
     backend : {None, "auto", "numpy", "numba", "cuda"} or backend object
-        ``None`` reads ``$RTAFAST_BACKEND`` (default ``"auto"``). A backend object
-        is returned unchanged.
+        ``None`` reads ``$RTAFAST_BACKEND`` (default ``"auto"``; empty counts as
+        unset). A backend object is returned unchanged.
 
     Raises
     ------
     ValueError
-        If the name is not one of the above.
+        If the name is not one of the above (the message says where it came from).
+    TypeError
+        If ``backend`` is neither a name nor a backend object.
     BackendUnavailableError
         If the backend cannot run here (the message says why).
     """
-    if backend is not None and not isinstance(backend, str):
-        return backend
-    source = "argument backend"
     if backend is None:
-        backend = os.environ.get(ENV_VARIABLE, "auto")
-        source = f"${ENV_VARIABLE}"
-    name = backend.strip().lower()
+        name = environment_backend_name()
+    elif isinstance(backend, str):
+        name = backend.strip().lower()
+        if name != "auto" and name not in BACKEND_NAMES:
+            raise _unknown_name(backend, "argument array_backend")
+    elif getattr(backend, "name", None) in BACKEND_NAMES and hasattr(backend, "asarray"):
+        return backend
+    else:
+        raise TypeError(
+            "array_backend must be None, a backend name ('auto', "
+            f"{', '.join(repr(n) for n in BACKEND_NAMES)}) or a backend object, got "
+            f"{type(backend).__name__}"
+        )
     if name == "auto":
         name = auto_backend_name()
-    if name not in BACKEND_NAMES:
-        raise ValueError(
-            f"unknown rtafast backend {backend!r} (from {source}); "
-            f"choose one of 'auto', {', '.join(repr(n) for n in BACKEND_NAMES)}"
-        )
     if name not in _instances:
         usable, reason = available_backends()[name]
         if not usable:

@@ -8,6 +8,7 @@ floors of each problem (:mod:`rtafast.bench_floors`), and renders them: a Markdo
 table and a plot of time against problem size per capability.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,7 +20,118 @@ from rtafast_kernels import available_backends, resolve_backend
 
 from .bench_floors import add_floors
 
-__all__ = ["find_benchmarks", "suite_environment", "run_suite", "markdown_table", "plot_rows"]
+__all__ = [
+    "BenchmarkSuiteError",
+    "OutputPathError",
+    "check_output_path",
+    "find_benchmarks",
+    "markdown_table",
+    "plot_rows",
+    "run_suite",
+    "suite_environment",
+    "write_text_atomic",
+]
+
+
+class BenchmarkSuiteError(RuntimeError):
+    """The benchmark suite's pytest run failed (its output says why)."""
+
+
+class OutputPathError(ValueError):
+    """An output file cannot be written where it was asked for."""
+
+
+def _plot_formats():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    return FigureCanvasAgg(Figure()).get_supported_filetypes()
+
+
+def _plot_format(path):
+    import matplotlib
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix or matplotlib.rcParams["savefig.format"]
+
+
+def check_output_path(path, option="output", plot=False):
+    """Check, before any work, that ``path`` can be written; return it as a `Path`.
+
+    Its folder must exist and be writable (checked by creating and removing a
+    temporary file there), ``path`` must not be a folder, and for a plot its
+    extension must be a format matplotlib writes.
+
+    Raises
+    ------
+    OutputPathError
+        Naming ``option`` and the path.
+    """
+    path = Path(path).expanduser()
+    folder = path.parent
+    if not str(path.name) or path.name in (".", ".."):
+        raise OutputPathError(f"{option} {path}: not a file name")
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a folder, not a file")
+    if not folder.exists():
+        raise OutputPathError(f"{option} {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputPathError(f"{option} {path}: {folder} is not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".check")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputPathError(f"{option} {path}: cannot write in {folder} ({reason})") from error
+    os.close(handle)
+    os.unlink(probe)
+    if plot:
+        formats = _plot_formats()
+        fmt = _plot_format(path)
+        if fmt not in formats:
+            raise OutputPathError(
+                f"{option} {path}: unknown plot format {fmt!r}; use one of "
+                f"{', '.join('.' + f for f in sorted(formats))}"
+            )
+    return path
+
+
+def _umask():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomic(path, write, suffix=None):
+    """Call ``write(temporary path)`` in ``path``'s folder, then rename it to ``path``.
+
+    A reader never sees a half-written ``path``; on error the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp"
+    )
+    os.close(handle)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` to ``path`` atomically (temporary file in its folder, renamed)."""
+    _write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def find_benchmarks():
@@ -109,7 +221,10 @@ def run_suite(backends=None, quick=False, extra_args=(), full=False):
         ]
         completed = subprocess.run(command, cwd=folder.parent, env=env, check=False)
         if completed.returncode not in (0, 5) or not out.is_file():
-            raise RuntimeError(f"the benchmark suite failed (pytest exit {completed.returncode})")
+            raise BenchmarkSuiteError(
+                f"the benchmark suite failed (pytest exit {completed.returncode}; "
+                "its output is above)"
+            )
         rows = json.loads(out.read_text())
     for row in rows:
         row["device"] = _device(row["backend"])
@@ -163,7 +278,7 @@ def plot_rows(rows, path):
     rows : list of dict
         Rows of :func:`run_suite` (or their JSON).
     path : str or path-like
-        Output file.
+        Output file, written atomically (a temporary file in its folder, renamed).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -235,4 +350,5 @@ def plot_rows(rows, path):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5)
     fig.tight_layout()
-    fig.savefig(path)
+    fmt = _plot_format(path)
+    _write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt), suffix="." + fmt)

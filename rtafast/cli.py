@@ -1,7 +1,10 @@
 """The ``rtafast`` command line: ``info``, ``demo`` and ``bench``.
 
-Errors are reported as one line on stderr with a non-zero exit code, never a
-traceback (``--debug`` shows it).
+Errors are reported as one line on stderr, ``rtafast: error: <message>``, never a
+traceback (``--debug`` shows it): exit code 2 for bad input (arguments, backend
+names, ``$RTAFAST_BACKEND``, missing data, output paths, values), 1 for a failed
+benchmark suite or an internal error, 130 when interrupted. Inputs are checked
+before any long work starts.
 """
 
 import argparse
@@ -11,14 +14,94 @@ import time
 
 __all__ = ["main"]
 
+PROG = "rtafast"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of the other rtafast errors."""
+
+    def error(self, message):
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _user_errors():
+    """Exception types that are the user's input or environment, not rtafast's bugs."""
+    from astropy.units import UnitsError
+
+    from rtafast.templates import UnsupportedDatasetError
+    from rtafast_kernels import BackendUnavailableError
+
+    return (ValueError, OSError, UnitsError, BackendUnavailableError, UnsupportedDatasetError)
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    if isinstance(error, KeyError) and len(error.args) == 1:
+        text = str(error.args[0])
+    return text or type(error).__name__
+
+
+def _backend_name(value):
+    """argparse type of ``--backend``: one backend name (``auto`` allowed)."""
+    from rtafast_kernels import BACKEND_NAMES
+
+    name = value.strip().lower()
+    if name != "auto" and name not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {value!r}; choose one of auto, {', '.join(BACKEND_NAMES)}"
+        )
+    return name
+
+
+def _backend_list(value):
+    """argparse type of ``bench --backend``: comma-separated backend names."""
+    names = [_backend_name(item) for item in value.split(",") if item.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no backend named in {value!r}")
+    return ",".join(names)
+
+
+def _quantity(unit, what):
+    def parse(value):
+        import astropy.units as u
+
+        try:
+            quantity = u.Quantity(value)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a quantity: {error}") from None
+        if not quantity.isscalar or not quantity.unit.is_equivalent(unit):
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what} (in units of {unit})")
+        if not quantity.value > 0:
+            raise argparse.ArgumentTypeError(f"{value!r}: {what} must be positive")
+        return value
+
+    return parse
+
+
+def _non_negative_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is negative")
+    return number
+
 
 def _info(args):
     import numba
     import numpy
 
     import rtafast
-    from rtafast_kernels import auto_backend_name, available_backends, resolve_backend
+    from rtafast_kernels import (
+        ENV_VARIABLE,
+        auto_backend_name,
+        available_backends,
+        environment_backend_name,
+        resolve_backend,
+    )
 
+    requested = environment_backend_name()  # raises on a bad $RTAFAST_BACKEND
     lines = [f"rtafast {rtafast.__version__}"]
     for module_name in ("numpy", "numba", "gammapy", "astropy", "iminuit"):
         module = sys.modules.get(module_name) or __import__(module_name)
@@ -26,14 +109,27 @@ def _info(args):
     del numpy, numba
     lines.append("backends:")
     auto = auto_backend_name()
-    for name, (usable, reason) in available_backends().items():
+    status = available_backends()
+    for name, (usable, reason) in status.items():
         mark = "yes" if usable else "no "
         device = ""
         if usable and (name != "cuda" or auto == "cuda" or args.probe_gpu):
             device = f" -> {resolve_backend(name).device_name()}"
         lines.append(f"  {name:<6} {mark}  {reason}{device}")
     lines.append(f"auto picks: {auto}")
+    problem = None
+    if requested != "auto":
+        lines.append(f"${ENV_VARIABLE}={requested}: the default backend is {requested}")
+        usable, reason = status[requested]
+        if not usable:
+            problem = (
+                f"${ENV_VARIABLE}={requested} names a backend that is not available here "
+                f"({reason}); every call without array_backend= will fail"
+            )
     print("\n".join(lines))
+    if problem:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -56,7 +152,7 @@ def _demo(args):
 
     fitters = (
         ("gammapy Fit", lambda: GammapyFit(optimize_opts={"tol": 1e-5})),
-        (f"rtafast Fit ({backend.name})", lambda: rtafast.Fit(backend=backend)),
+        (f"rtafast Fit ({backend.name})", lambda: rtafast.Fit(array_backend=backend)),
     )
     rows = []
     for label, make_fitter in fitters:
@@ -99,29 +195,62 @@ def _demo(args):
     return 0
 
 
+def _bench_backends(names):
+    """The concrete backends of ``bench --backend`` (``auto`` replaced by what it picks).
+
+    Whether each can run is the suite's business (on a machine without a GPU it
+    times the cuda kernels under numba's CUDA simulator).
+    """
+    if not names:
+        return None
+    from rtafast_kernels import auto_backend_name
+
+    chosen = [auto_backend_name() if name == "auto" else name for name in names]
+    return list(dict.fromkeys(chosen))
+
+
 def _bench(args):
-    from pathlib import Path
+    from rtafast.bench import (
+        OutputPathError,
+        check_output_path,
+        markdown_table,
+        plot_rows,
+        run_suite,
+        write_text_atomic,
+    )
 
-    from rtafast.bench import markdown_table, plot_rows, run_suite
-
-    backends = [b.strip() for b in args.backend.split(",")] if args.backend else None
+    # every output is checked before the suite runs (minutes), not after
+    outputs = {}
+    for option, value in (
+        ("--json", args.json),
+        ("--markdown", args.markdown),
+        ("--plot", args.plot),
+    ):
+        if value is None:
+            continue
+        path = check_output_path(value, option, plot=option == "--plot")
+        for other, other_path in outputs.items():
+            if other_path.resolve() == path.resolve():
+                raise OutputPathError(f"{other} and {option} name the same file {value}")
+        outputs[option] = path
+    backends = _bench_backends(args.backend.split(",") if args.backend else None)
     rows = run_suite(backends=backends, quick=args.quick, full=args.full)
     table = markdown_table(rows)
     print(table)
-    if args.json:
+    if "--json" in outputs:
         import json
 
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    if args.markdown:
-        Path(args.markdown).write_text(table)
-    if args.plot:
-        plot_rows(rows, args.plot)
+        write_text_atomic(outputs["--json"], json.dumps(rows, indent=2))
+    if "--markdown" in outputs:
+        write_text_atomic(outputs["--markdown"], table)
+    if "--plot" in outputs:
+        plot_rows(rows, outputs["--plot"])
     return 0
 
 
 def build_parser():
     """Return the argument parser of the ``rtafast`` command."""
-    parser = argparse.ArgumentParser(prog="rtafast", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -136,17 +265,33 @@ def build_parser():
     demo = sub.add_parser(
         "demo", help="simulate a point source and fit it with gammapy and rtafast"
     )
-    demo.add_argument("--backend", default=None, help="auto | numpy | numba | cuda")
-    demo.add_argument("--livetime", default="30 min", help="observation live time (default 30 min)")
     demo.add_argument(
-        "--amplitude", default="5e-12 cm-2 s-1 TeV-1", help="true power-law amplitude at 1 TeV"
+        "--backend", type=_backend_name, default=None, help="auto | numpy | numba | cuda"
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed of the simulation")
-    demo.add_argument("--repeat", type=int, default=5, help="timed repeats after the first fit")
+    demo.add_argument(
+        "--livetime",
+        type=_quantity("s", "a duration"),
+        default="30 min",
+        help="observation live time (default 30 min)",
+    )
+    demo.add_argument(
+        "--amplitude",
+        type=_quantity("cm-2 s-1 TeV-1", "a differential flux"),
+        default="5e-12 cm-2 s-1 TeV-1",
+        help="true power-law amplitude at 1 TeV",
+    )
+    demo.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="random seed of the simulation"
+    )
+    demo.add_argument(
+        "--repeat", type=_non_negative_int, default=5, help="timed repeats after the first fit"
+    )
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="run the benchmark suite (rtafast vs gammapy)")
-    bench.add_argument("--backend", default=None, help="comma-separated backends (default all)")
+    bench.add_argument(
+        "--backend", type=_backend_list, default=None, help="comma-separated backends (default all)"
+    )
     size = bench.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer rounds, small sizes only")
     size.add_argument(
@@ -164,14 +309,38 @@ def build_parser():
 def main(argv=None):
     """Entry point of the ``rtafast`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a bad argument (its one line is printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from rtafast.bench import BenchmarkSuiteError
+    from rtafast_kernels import environment_backend_name
+
+    try:
+        environment_backend_name()  # a bad $RTAFAST_BACKEND fails at once, whatever the command
         return args.func(args)
-    except Exception as error:  # noqa: BLE001 - one clear line, no traceback
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BenchmarkSuiteError as error:
         if args.debug:
             raise
-        print(f"rtafast {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except _user_errors() as error:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - a bug: still one line, --debug for more
+        if args.debug:
+            raise
+        print(
+            f"{PROG}: internal error: {type(error).__name__}: {_one_line(error)} "
+            f"(rerun as '{PROG} --debug {args.command} ...' for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -43,6 +43,10 @@ class DataNotFoundError(FileNotFoundError):
 def find_data_dir(required=None):
     """Return the shared data folder: ``$RTAFAST_DATA``, else ``../shared/data``.
 
+    When ``$RTAFAST_DATA`` is set (non-empty) it is the only place looked at: a
+    path that does not exist, or lacks ``required``, is an error, never a silent
+    fall-back to another copy.
+
     Parameters
     ----------
     required : str, optional
@@ -51,21 +55,54 @@ def find_data_dir(required=None):
     Raises
     ------
     DataNotFoundError
-        Saying where it looked.
+        Saying where it looked (and naming ``$RTAFAST_DATA`` when it was set).
     """
-    candidates = []
-    if os.environ.get(DATA_ENV_VARIABLE):
-        candidates.append(Path(os.environ[DATA_ENV_VARIABLE]))
+    what = f"with {required}/ " if required else ""
+    value = os.environ.get(DATA_ENV_VARIABLE, "")
+    if value.strip():
+        folder = Path(value).expanduser()
+        if not folder.exists():
+            raise DataNotFoundError(
+                f"${DATA_ENV_VARIABLE} is set to {value}, which does not exist; "
+                "point it at the shared data folder or unset it"
+            )
+        if not folder.is_dir():
+            raise DataNotFoundError(
+                f"${DATA_ENV_VARIABLE} is set to {value}, which is not a folder"
+            )
+        if required is not None and not (folder / required).is_dir():
+            raise DataNotFoundError(
+                f"${DATA_ENV_VARIABLE} is set to {value}, which has no {required}/ folder"
+            )
+        return folder
     project_root = Path(__file__).resolve().parent.parent
-    candidates += [project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    candidates = [project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for candidate in candidates:
         if candidate.is_dir() and (required is None or (candidate / required).is_dir()):
             return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    what = f"with {required}/ " if required else ""
+    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise DataNotFoundError(
         f"shared data folder {what}not found (looked in {looked}); set ${DATA_ENV_VARIABLE}"
     )
+
+
+def _data_subdir(data_dir, sub):
+    """``data_dir/sub`` (``data_dir`` given, or found), checked to be a folder."""
+    if not data_dir:
+        return find_data_dir(sub) / sub
+    folder = Path(data_dir).expanduser() / sub
+    if not folder.is_dir():
+        raise DataNotFoundError(f"data folder {data_dir} has no {sub}/ folder ({folder})")
+    return folder
+
+
+def _get_observations(store, runs, where):
+    try:
+        return store.get_observations(list(runs))
+    except FileNotFoundError as error:
+        raise DataNotFoundError(
+            f"the files of run(s) {[int(r) for r in runs]} are not all in {where}: {error}"
+        ) from error
 
 
 def _geom(center, frame, energy_axis):
@@ -111,9 +148,9 @@ def hess_crab_dataset(data_dir=None, runs=HESS_CRAB_RUNS, frame="icrs"):
     """
     from gammapy.data import DataStore
 
-    data_dir = Path(data_dir) if data_dir else find_data_dir("hess-dl3-dr1")
-    store = DataStore.from_dir(data_dir / "hess-dl3-dr1")
-    observations = store.get_observations(list(runs))
+    root = _data_subdir(data_dir, "hess-dl3-dr1")
+    store = DataStore.from_dir(root)
+    observations = _get_observations(store, runs, root)
     energy, energy_true = _axes()
     geom = _geom(CRAB_POSITION.transform_to(frame), frame, energy)
     return _reduce(observations, geom, energy_true, CRAB_POSITION, "hess-crab")
@@ -127,12 +164,11 @@ def cta_1dc_dataset(data_dir=None):
     """
     from gammapy.data import DataStore
 
-    data_dir = Path(data_dir) if data_dir else find_data_dir("cta-1dc")
-    root = data_dir / "cta-1dc"
+    root = _data_subdir(data_dir, "cta-1dc")
     store = DataStore.from_dir(root / "index" / "gps")
     # The index stores CALDB-relative IRF paths: point CALDB at the shared copy.
     os.environ.setdefault("CALDB", str(root / "caldb"))
-    observations = store.get_observations([CTA_1DC_RUN])
+    observations = _get_observations(store, [CTA_1DC_RUN], root)
     energy, energy_true = _axes()
     geom = _geom(GALACTIC_CENTER, "galactic", energy)
     return _reduce(observations, geom, energy_true, GALACTIC_CENTER, "cta-1dc-gc")

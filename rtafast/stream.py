@@ -17,7 +17,8 @@ of bunches; a sliding window also keeps the bins of the events inside the window
 import collections
 import copy
 import logging
-from dataclasses import dataclass, field
+import numbers
+from dataclasses import asdict, dataclass, field
 
 import astropy.units as u
 import numpy as np
@@ -33,9 +34,22 @@ from .binning import BinningStats, GeomBinning, bin_into, event_columns
 from .irf_cache import observation_key
 from .makers import MapDatasetMaker
 
-__all__ = ["BunchAccumulator"]
+__all__ = ["BunchAccumulator", "BunchStats"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class BunchStats(BinningStats):
+    """What happened to the events of one bunch (or, summed, of all bunches added).
+
+    ``n_events`` counts every event given; ``n_outside_interval`` those outside the
+    bunch's time interval, skipped before binning, so that
+    ``n_counted + n_outside + n_invalid + n_outside_interval == n_events``
+    (``n_outside``: outside the geometry).
+    """
+
+    n_outside_interval: int = 0
 
 
 @dataclass
@@ -76,7 +90,7 @@ class BunchAccumulator:
     window : None, `~astropy.units.Quantity` or int
         ``None``: cumulative; a time: the bunches that started within that time
         before the end of the latest bunch; an int: the last that many bunches.
-    backend : str, optional
+    array_backend : str, optional
         rtafast backend; with ``"cuda"`` the cubes stay on the GPU.
     safe_mask_maker : `~gammapy.makers.SafeMaskMaker`, optional
         Applied once per observation to the IRF maps.
@@ -89,12 +103,23 @@ class BunchAccumulator:
         geom,
         energy_axis_true=None,
         window=None,
-        backend=None,
+        array_backend=None,
         safe_mask_maker=None,
         name="stream",
     ):
-        if window is not None and not isinstance(window, (int, u.Quantity)):
-            raise TypeError(f"window must be None, a time Quantity or an int, got {window!r}")
+        if isinstance(window, bool) or (
+            window is not None and not isinstance(window, (numbers.Integral, u.Quantity))
+        ):
+            raise TypeError(
+                "window must be None, a time Quantity or an int, got "
+                f"{type(window).__name__} {window}"
+            )
+        if isinstance(window, u.Quantity) and not (
+            window.isscalar and window.unit.is_equivalent(u.s)
+        ):
+            raise ValueError(f"window must be a duration (a time Quantity), got {window}")
+        if isinstance(window, numbers.Integral):
+            window = int(window)  # numpy integers too
         if isinstance(window, int) and window < 1:
             raise ValueError(f"a window of {window} bunches is empty")
         if isinstance(window, u.Quantity) and window.to_value("s") <= 0:
@@ -102,11 +127,12 @@ class BunchAccumulator:
         self.geom = geom
         self.energy_axis_true = energy_axis_true
         self.window = window
-        self.backend = resolve_backend(backend)
+        self.backend = resolve_backend(array_backend)
         self.binning = GeomBinning.for_geom(geom)
         self.safe_mask_maker = safe_mask_maker
         self.name = name
-        self.stats = BinningStats()
+        #: :class:`BunchStats` summed over every bunch added
+        self.stats = BunchStats()
         self._maker = MapDatasetMaker(selection=["exposure", "background", "psf", "edisp"])
         self._observations = collections.OrderedDict()
         self._bunches = collections.deque()
@@ -156,14 +182,16 @@ class BunchAccumulator:
 
         Returns
         -------
-        BinningStats
-            What happened to the bunch's events (invalid ones are skipped and counted).
+        BunchStats
+            What happened to the bunch's events: events outside ``time_interval``
+            (``n_outside_interval``, real runs have a few near their GTI edges) and
+            invalid ones are skipped, counted and logged (one warning line each).
 
         Raises
         ------
         ValueError
             An empty or reversed interval, a bunch starting before the previous one
-            ended, events outside the interval, an observation without IRFs.
+            ended, an observation without IRFs.
         """
         start, stop = Time(time_interval[0]), Time(time_interval[1])
         if not stop > start:
@@ -173,22 +201,38 @@ class BunchAccumulator:
                 f"bunch starts at {start.iso}, before the previous bunch ended "
                 f"({self._last_stop.iso}): bunches must be added in time order"
             )
-        times = events.time if len(events.table) else Time([], format="mjd")
-        if len(times):
-            outside = int(((times < start) | (times >= stop)).sum())
-            if outside:
-                raise ValueError(
-                    f"{outside} event(s) of the bunch lie outside its interval "
-                    f"{start.iso} .. {stop.iso}"
+        n_events = len(events.table)
+        n_outside_interval = 0
+        if n_events:
+            times = events.time
+            outside = (times < start) | (times >= stop)
+            n_outside_interval = int(outside.sum())
+            if n_outside_interval:
+                # real runs have them (H.E.S.S. 23523: one event 6 ms after its GTI stop);
+                # gammapy's select_time drops them too: skip, count and say so
+                early, late = times[outside] < start, times[outside] >= stop
+                log.warning(
+                    "%d event(s) of the bunch %s .. %s (observation %s) lie outside its "
+                    "interval (%d before, %d at or after its end) and were skipped",
+                    n_outside_interval,
+                    start.iso,
+                    stop.iso,
+                    observation.obs_id,
+                    int(early.sum()),
+                    int(late.sum()),
                 )
+                events = events.select_row_subset(~outside)
         key, state = self._state(observation)
         ontime = (stop - start).to_value("s")
         livetime = ontime * (1 - observation.observation_dead_time_fraction)
 
         ra, dec, energy = event_columns(events, self.binning.axis.unit)
-        stats, codes = bin_into(
+        binned, codes = bin_into(
             state.counts, self.binning, ra, dec, energy, self.backend, keep_codes=True
         )
+        stats = BunchStats(**asdict(binned))
+        stats.n_events = n_events
+        stats.n_outside_interval = n_outside_interval
         self.stats += stats
         state.ontime += ontime
         state.livetime += livetime

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from gammapy.datasets import MapDataset, MapDatasetOnOff
+from gammapy.maps import WcsGeom
 
 __all__ = ["DatasetArrays", "UnsupportedDatasetError", "build_arrays"]
 
@@ -26,6 +27,103 @@ class DatasetArrays:
     counts: np.ndarray
     fixed: np.ndarray
     templates: np.ndarray  # (K, N)
+
+
+def _shape(geom):
+    """The data shape of a geometry as plain ints (gammapy's holds numpy integers)."""
+    return tuple(int(n) for n in geom.data_shape)
+
+
+def _format_value(value):
+    return f"{float(value):.6g}"
+
+
+def _axis_difference(label, axis, reference):
+    """Why ``axis`` (of map ``label``) differs from the counts' ``reference``, or None."""
+    name = reference.name
+    if not axis.unit.is_equivalent(reference.unit):
+        return f"{name} axis units differ: {label} {axis.unit}, counts {reference.unit}"
+    edges = axis.edges.to_value(reference.unit)
+    ref_edges = reference.edges.to_value(reference.unit)
+    ends = (axis.edges[0], axis.edges[-1])
+    ref_ends = (reference.edges[0], reference.edges[-1])
+
+    def _range(lo_hi, unit):
+        lo, hi = (_format_value(q.to_value(unit)) for q in lo_hi)
+        return f"{lo}\u2013{hi} {unit}".rstrip()
+
+    if axis.nbin != reference.nbin:
+        return (
+            f"{name} axis has {int(axis.nbin)} bins in {label} ({_range(ends, axis.unit)}) "
+            f"but {int(reference.nbin)} in counts ({_range(ref_ends, reference.unit)})"
+        )
+    close = np.isclose(edges, ref_edges, rtol=1e-6, atol=0)
+    if close.all():
+        return None
+    if not (close[0] and close[-1]):
+        return (
+            f"{name} axis edges differ: {label} {_range(ends, axis.unit)}, "
+            f"counts {_range(ref_ends, reference.unit)}"
+        )
+    index = int(np.flatnonzero(~close)[0])
+    return (
+        f"{name} axis edges differ: edge {index} of {int(axis.nbin) + 1} is "
+        f"{_format_value(axis.edges[index].value)} {axis.unit} in {label}, "
+        f"{_format_value(reference.edges[index].value)} {reference.unit} in counts"
+    )
+
+
+def _axes_difference(label, geom, reference):
+    """Why the non-spatial axes of ``geom`` differ from the counts' ``reference``, or None."""
+    names, ref_names = list(geom.axes.names), list(reference.axes.names)
+    if names != ref_names:
+        return f"non-spatial axes differ: {label} has {names}, counts has {ref_names}"
+    for axis, ref_axis in zip(geom.axes, reference.axes, strict=True):
+        problem = _axis_difference(label, axis, ref_axis)
+        if problem:
+            return problem
+    return None
+
+
+def _describe_sky(geom):
+    """The sky part of a geometry in words: pixels, pixel size, projection, centre."""
+    if not isinstance(geom, WcsGeom):
+        return f"a {type(geom).__name__} of shape {_shape(geom)}"
+    ny, nx = _shape(geom)[-2:]
+    scale = np.abs(geom.pixel_scales.to_value("deg"))
+    center = geom.center_skydir
+    return (
+        f"{nx}x{ny} pixels of {_format_value(scale[0])}x{_format_value(scale[1])} deg, "
+        f"{geom.projection} {geom.frame}, centre ({center.data.lon.deg:.6g}, "
+        f"{center.data.lat.deg:.6g}) deg"
+    )
+
+
+def _describe_wcs(geom):
+    wcs = geom.wcs.wcs
+    return (
+        f"CRVAL {[_format_value(v) for v in wcs.crval]}, CRPIX "
+        f"{[_format_value(v) for v in wcs.crpix]}, CDELT {[_format_value(v) for v in wcs.cdelt]}"
+    ).replace("'", "")
+
+
+def _sky_difference(label, geom, reference):
+    """Why the sky (spatial) part of ``geom`` differs from the counts', or None."""
+    image, ref_image = geom.to_image(), reference.to_image()
+    if type(image) is not type(ref_image):
+        return (
+            f"sky geometry differs: {label} is a {type(image).__name__}, counts a "
+            f"{type(ref_image).__name__}"
+        )
+    if image == ref_image:
+        return None
+    what = "sky geometry differs"
+    if _shape(image) != _shape(ref_image):
+        what = f"map has shape {_shape(geom)} but counts has {_shape(reference)}: {what}"
+    describe, ref_describe = _describe_sky(image), _describe_sky(ref_image)
+    if describe == ref_describe and isinstance(image, WcsGeom):
+        describe, ref_describe = _describe_wcs(image), _describe_wcs(ref_image)
+    return f"{label} {what}: {label} {describe}; counts {ref_describe}"
 
 
 def _check_dataset(dataset):
@@ -45,21 +143,14 @@ def _check_dataset(dataset):
         other = getattr(dataset, label)
         if other is None:
             continue
-        shape = other.geom.data_shape
-        if label == "exposure":
-            # exposure is in true energy: compare the spatial part only
-            shape, ref_shape = shape[-2:], reference.data_shape[-2:]
-        else:
-            ref_shape = reference.data_shape
-        if shape != ref_shape:
+        problem = None
+        if label != "exposure":  # exposure is in true energy: its sky part only
+            problem = _axes_difference(label, other.geom, reference)
+        problem = problem or _sky_difference(label, other.geom, reference)
+        if problem:
             raise ValueError(
-                f"dataset {dataset.name!r}: {label} map has shape {other.geom.data_shape} "
-                f"but counts has {reference.data_shape}; geometries must match"
-            )
-        if label != "exposure" and other.geom.to_image() != reference.to_image():
-            raise ValueError(
-                f"dataset {dataset.name!r}: {label} map's sky geometry differs from the "
-                "counts map's (different WCS, centre or binning)"
+                f"dataset {dataset.name!r}: {problem}; the {label} map's geometry must be "
+                "the counts map's"
             )
 
 

@@ -63,9 +63,9 @@ def test_cli_info(capsys):
 
 def test_cli_error_is_one_line_without_traceback(monkeypatch, capsys):
     monkeypatch.setenv("RTAFAST_BACKEND", "nope")
-    assert main(["demo", "--repeat", "0"]) == 1
+    assert main(["demo", "--repeat", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("rtafast demo: error: ValueError: unknown rtafast backend 'nope'")
+    assert err.startswith("rtafast: error: unknown rtafast backend 'nope' (from $RTAFAST_BACKEND)")
     assert "Traceback" not in err
 
 

@@ -1,6 +1,7 @@
 """``rtafast bench`` plumbing (the suite itself runs in benchmarks/)."""
 
 import json
+import os
 
 import pytest
 
@@ -137,3 +138,179 @@ def test_suite_times_the_real_gpu_when_there_is_one(monkeypatch, real_gpu):
     assert (cuda.get("RTAFAST_TEST_REAL_GPU") == "1") is real_gpu
     cpu_only = rtafast.bench.suite_environment(["numba"])
     assert "RTAFAST_TEST_REAL_GPU" not in cpu_only
+
+
+# -- bad input: checked before the suite runs, one line, no traceback, nothing half-written
+
+
+@pytest.fixture
+def no_suite(monkeypatch):
+    """``run_suite`` replaced by one that records its calls and returns fixed rows."""
+    calls = []
+
+    def fake_run_suite(backends=None, quick=False, full=False):
+        calls.append(backends)
+        return rtafast.bench.add_floors([dict(row) for row in SUITE_ROWS])
+
+    monkeypatch.setattr(rtafast.bench, "run_suite", fake_run_suite)
+    return calls
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown", "--plot"])
+def test_bench_output_in_missing_folder_fails_before_the_suite(no_suite, capsys, option):
+    target = "/nonexistent/dir/out.png"
+    assert main(["bench", "--quick", option, target]) == 2
+    assert _one_error_line(capsys) == (
+        f"rtafast: error: {option} {target}: folder /nonexistent/dir does not exist"
+    )
+    assert no_suite == []  # nothing ran
+
+
+def test_bench_output_paths_are_checked(no_suite, capsys, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = {
+        str(a_file / "out.json"): f"--json {a_file / 'out.json'}: {a_file} is not a folder",
+        str(tmp_path): f"--json {tmp_path}: is a folder, not a file",
+    }
+    for target, message in cases.items():
+        assert main(["bench", "--json", target]) == 2
+        assert _one_error_line(capsys) == f"rtafast: error: {message}"
+    assert main(["bench", "--plot", str(tmp_path / "plot.xyz")]) == 2
+    assert "--plot" in _one_error_line(capsys)
+    same = str(tmp_path / "same.txt")
+    assert main(["bench", "--json", same, "--markdown", same]) == 2
+    assert _one_error_line(capsys) == (
+        f"rtafast: error: --json and --markdown name the same file {same}"
+    )
+    assert no_suite == [] and sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_bench_output_in_read_only_folder(no_suite, capsys, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    assert main(["bench", "--json", str(folder / "out.json")]) == 2
+    assert f"cannot write in {folder}" in _one_error_line(capsys)
+    assert no_suite == []
+
+
+def test_bench_writes_only_its_outputs(no_suite, tmp_path, capsys):
+    """No temporary file is left next to the outputs; modes follow the umask."""
+    paths = [tmp_path / name for name in ("rows.json", "table.md", "plot.png")]
+    args = ["bench", "--json", str(paths[0]), "--markdown", str(paths[1]), "--plot", str(paths[2])]
+    assert main(args) == 0
+    assert sorted(tmp_path.iterdir()) == sorted(paths)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert all((p.stat().st_mode & 0o777) == (0o666 & ~umask) for p in paths[:2])
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "rows.json"
+    target.write_text("old")
+
+    def half_then_fail(tmp):
+        with open(tmp, "w") as handle:
+            handle.write('{"half": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        rtafast.bench._write_atomic(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]
+    rtafast.bench.write_text_atomic(target, "new")
+    assert target.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_bench_bad_backend_fails_before_the_suite(no_suite, capsys, monkeypatch):
+    assert main(["bench", "--backend", "numba,fortran"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("rtafast: error: argument --backend: unknown backend 'fortran'")
+    monkeypatch.setenv("RTAFAST_BACKEND", "bogus")
+    assert main(["bench", "--quick"]) == 2
+    assert _one_error_line(capsys).startswith(
+        "rtafast: error: unknown rtafast backend 'bogus' (from $RTAFAST_BACKEND)"
+    )
+    assert no_suite == []
+
+
+def test_bench_auto_backend_is_the_one_auto_picks(no_suite, capsys):
+    from rtafast_kernels import auto_backend_name
+
+    assert main(["bench", "--backend", "auto,numpy,numpy"]) == 0
+    assert no_suite == [list(dict.fromkeys([auto_backend_name(), "numpy"]))]
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (
+            rtafast.bench.BenchmarkSuiteError("the benchmark suite failed (pytest exit 1)"),
+            1,
+            "rtafast: error: the benchmark suite failed (pytest exit 1)",
+        ),
+        (
+            FileNotFoundError("no benchmarks/ folder next to the rtafast package"),
+            2,
+            "rtafast: error: no benchmarks/ folder next to the rtafast package",
+        ),
+        (
+            ValueError("a bad value\non two lines"),
+            2,
+            "rtafast: error: a bad value on two lines",
+        ),
+        (
+            ZeroDivisionError("float division by zero"),
+            1,
+            "rtafast: internal error: ZeroDivisionError: float division by zero "
+            "(rerun as 'rtafast --debug bench ...' for the traceback)",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line(monkeypatch, capsys, error, code, line):
+    def failing_suite(**kwargs):
+        raise error
+
+    monkeypatch.setattr(rtafast.bench, "run_suite", failing_suite)
+    assert main(["bench", "--quick"]) == code
+    assert _one_error_line(capsys) == line
+    with pytest.raises(type(error)):
+        main(["--debug", "bench", "--quick"])
+
+
+def test_cli_missing_data_is_a_user_error(monkeypatch, capsys, tmp_path):
+    from rtafast.reference_data import find_data_dir
+
+    monkeypatch.setenv("RTAFAST_DATA", str(tmp_path / "missing"))
+    monkeypatch.setattr(rtafast.bench, "run_suite", lambda **kwargs: find_data_dir())
+    assert main(["bench"]) == 2
+    assert _one_error_line(capsys) == (
+        f"rtafast: error: $RTAFAST_DATA is set to {tmp_path / 'missing'}, which does not "
+        "exist; point it at the shared data folder or unset it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["demo", "--livetime", "3 parsec"], "argument --livetime: '3 parsec' is not a duration"),
+        (["demo", "--livetime", "-5 min"], "argument --livetime: '-5 min': a duration must be"),
+        (["demo", "--amplitude", "1e-12"], "argument --amplitude: '1e-12' is not a differential"),
+        (["demo", "--repeat", "-1"], "argument --repeat: '-1' is negative"),
+        (["demo", "--seed", "x"], "argument --seed: 'x' is not an integer"),
+        (["demo", "--backend", "opencl"], "argument --backend: unknown backend 'opencl'"),
+        (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line(capsys, args, expected):
+    assert main(args) == 2
+    assert _one_error_line(capsys).startswith(f"rtafast: error: {expected}")
