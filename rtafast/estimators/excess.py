@@ -1,5 +1,6 @@
 """Drop-in replacement of gammapy 2.1's ``ExcessMapEstimator`` (arrays and a cached exposure)."""
 
+import astropy.units as u
 import numpy as np
 from gammapy.datasets import MapDataset, MapDatasetOnOff
 from gammapy.estimators import ExcessMapEstimator as GammapyExcessMapEstimator
@@ -8,8 +9,9 @@ from gammapy.estimators.map.excess import convolved_map_dataset_counts_statistic
 from gammapy.estimators.utils import apply_threshold_sensitivity
 from gammapy.maps import Map, WcsGeom
 from gammapy.modeling.models import SkyModel
-from gammapy.stats import CashCountsStatistic
+from gammapy.stats import CashCountsStatistic, WStatCountsStatistic
 
+from rtafast import dispatch
 from rtafast._lru import LRUCache
 
 from .convolution import convolve_images
@@ -17,6 +19,7 @@ from .excess_inputs import (
     default_cache,
     energy_grouping,
     estimator_mask,
+    resample_on_off,
     resample_sum,
 )
 
@@ -40,15 +43,44 @@ def _reference_model(spectral_model):
     return entry[1]
 
 
-def _fast_path_supported(dataset):
-    """Whether :meth:`ExcessMapEstimator.run` computes a dataset on arrays."""
-    return (
-        type(dataset) is MapDataset
-        and dataset.counts is not None
-        and dataset.exposure is not None
-        and isinstance(dataset.counts.geom, WcsGeom)
-        and dataset.counts.geom.axes.names == ["energy"]
-    )
+def _delegation_reason(dataset):
+    """``(reason code, detail)`` when :meth:`ExcessMapEstimator.run` must run gammapy's code.
+
+    None when it computes the dataset on arrays.
+    """
+    kind = type(dataset)
+    if kind is not MapDataset and kind is not MapDatasetOnOff:
+        return "unsupported-dataset", f"a {kind.__name__}, not a MapDataset or MapDatasetOnOff"
+    if dataset.counts is None:
+        return "unsupported-dataset", "a dataset without counts"
+    geom = dataset.counts.geom
+    if not isinstance(geom, WcsGeom) or geom.axes.names != ["energy"]:
+        return "unsupported-geometry", f"a {type(geom).__name__} with axes {geom.axes.names}"
+    expected = "wstat" if kind is MapDatasetOnOff else "cash"
+    if dataset.stat_type != expected:
+        return "unsupported-dataset", f"a {kind.__name__} with stat_type {dataset.stat_type!r}"
+    if kind is MapDatasetOnOff:
+        for name in ("counts_off", "acceptance", "acceptance_off"):
+            map_ = getattr(dataset, name)
+            if map_ is None:
+                return "unsupported-dataset", f"a MapDatasetOnOff without {name}"
+            if map_.unit != u.dimensionless_unscaled:
+                return "unsupported-dataset", f"a MapDatasetOnOff with {name} in {map_.unit}"
+    return None
+
+
+_zero_convolutions = LRUCache(maxsize=8)
+
+
+def _convolved_zeros(grouping, kernel):
+    """``convolve_images`` of zeros (no signal model): computed once per shape and kernel."""
+
+    def compute():
+        out = convolve_images(np.zeros(grouping.shape), kernel)
+        out.setflags(write=False)
+        return out
+
+    return _zero_convolutions.get_or_compute((grouping.shape, kernel.tobytes()), compute)
 
 
 class ExcessMapEstimator(GammapyExcessMapEstimator):
@@ -56,28 +88,35 @@ class ExcessMapEstimator(GammapyExcessMapEstimator):
 
     Same constructor and output as `gammapy.estimators.ExcessMapEstimator`
     (Cash or Li & Ma counts statistics within a top-hat ``correlation_radius``),
-    plus ``backend`` for API symmetry with `rtafast.estimators.TSMapEstimator`
+    plus ``array_backend`` for API symmetry with `rtafast.estimators.TSMapEstimator`
     (the counts statistics are gammapy's vectorised NumPy on every backend) and
     ``cache``.
 
-    For a `gammapy.datasets.MapDataset` (exactly that class) with an exposure and
-    a WCS counts geometry with one ``energy`` axis, :meth:`run` works on arrays:
-    counts and ``dataset.npred()`` (models included, as gammapy) summed over the
-    energy groups with the safe mask as weights, gammapy's masks, top-hat kernel
-    and counts statistics, and the kernel-averaged exposure in reconstructed
-    energy from an `rtafast.estimators.excess_inputs.ExcessInputCache` (reused
-    while the IRF maps and masks are unchanged, rescaled when the exposure is a
-    multiple of the cached one: a longer live time of the same pointing). Every
-    map equals gammapy's within float32 rounding (bit for bit on a cache miss).
-    One difference: the results' ``reference_model`` is one `SkyModel` per
-    ``spectral_model`` object, made at its first use and shared by the results
-    (gammapy makes a new one, of the same spectral model object, at every call:
-    ~1 ms).
+    For a `gammapy.datasets.MapDataset` or `gammapy.datasets.MapDatasetOnOff`
+    (exactly those classes) with a WCS counts geometry with one ``energy`` axis,
+    :meth:`run` works on arrays: counts and ``dataset.npred()`` (models included,
+    as gammapy) summed over the energy groups with the safe mask as weights,
+    gammapy's masks, top-hat kernel and counts statistics, and the
+    kernel-averaged exposure in reconstructed energy from an
+    `rtafast.estimators.excess_inputs.ExcessInputCache` (reused while the IRF maps
+    and masks are unchanged, rescaled when the exposure is a multiple of the
+    cached one: a longer live time of the same pointing). For a
+    ``MapDatasetOnOff`` the off counts and acceptances are resampled as
+    ``MapDatasetOnOff.resample_energy_axis`` does and the WStat (Li & Ma)
+    statistics use gammapy's ``alpha`` (``correlate_off`` or not) and the signal
+    of the dataset's models; the ``alpha``, ``acceptance_on`` and
+    ``acceptance_off`` maps can be selected. Without an exposure the ``norm`` is
+    the excess itself (gammapy's). Every map equals gammapy's within float32
+    rounding (bit for bit on a cache miss or without exposure). One difference:
+    the results' ``reference_model`` is one `SkyModel` per ``spectral_model``
+    object, made at its first use and shared by the results (gammapy makes a new
+    one, of the same spectral model object, at every call: ~1 ms).
 
-    Other inputs run gammapy's own ``run`` (with the convolutions below):
-    ``MapDatasetOnOff`` (WStat / Li & Ma) and other subclasses, datasets without
-    an exposure (gammapy's ``norm`` is then the excess itself) or counts, HEALPix
-    geometries and counts geometries with axes other than ``energy``.
+    Other inputs run gammapy's own ``run`` (with the convolutions below): other
+    dataset classes, datasets without counts, a ``MapDatasetOnOff`` without off
+    counts or acceptances or with acceptances carrying units, a ``stat_type``
+    other than the class's, HEALPix geometries and counts geometries with axes
+    other than ``energy``.
 
     Parameters
     ----------
@@ -85,7 +124,7 @@ class ExcessMapEstimator(GammapyExcessMapEstimator):
 correlate_off, spectral_model, sum_over_energy_groups, ...
         As `gammapy.estimators.ExcessMapEstimator` (``correlation_radius`` in deg
         or an angle).
-    backend : {None, "auto", "numpy", "numba", "cuda"}, optional
+    array_backend : {None, "auto", "numpy", "numba", "cuda"}, optional
         Accepted for symmetry; unused.
     cache : `rtafast.estimators.excess_inputs.ExcessInputCache`, optional
         Cache of the reconstructed-energy exposures; default: the process-wide one.
@@ -93,9 +132,9 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
 
     tag = "ExcessMapEstimator"
 
-    def __init__(self, *args, backend=None, cache=None, **kwargs):
+    def __init__(self, *args, array_backend=None, cache=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.backend = backend
+        self.array_backend = array_backend
         self.cache = default_cache if cache is None else cache
 
     def run(self, dataset):
@@ -112,14 +151,25 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
             ``norm_err`` (dimensionless) and the selected ``norm_errn``,
             ``norm_errp``, ``norm_ul``, ``norm_sensitivity``; NaN outside the mask.
         """
-        if not _fast_path_supported(dataset):
+        reason = _delegation_reason(dataset)
+        if reason is not None:
+            dispatch.record("ExcessMapEstimator.run", dispatch.GAMMAPY, *reason)
             return super().run(dataset)
+        dispatch.record("ExcessMapEstimator.run", dispatch.FAST)
         grouping = energy_grouping(self, dataset)
         mask = estimator_mask(dataset, grouping)
-        stat, background = self._counts_statistics(dataset, grouping, mask)
-        exposure, unit = self.cache.get(self, dataset, grouping)
+        if isinstance(dataset, MapDatasetOnOff):
+            stat, background, on_off_maps = self._wstat_statistics(dataset, grouping, mask)
+        else:
+            stat, background = self._counts_statistics(dataset, grouping, mask)
+            on_off_maps = {}
+        if dataset.exposure is None:
+            # gammapy divides by ``Map / 1`` (an astropy Quantity: a float64 one)
+            exposure, unit = np.float64(1.0), u.dimensionless_unscaled
+        else:
+            exposure, unit = self.cache.get(self, dataset, grouping)
         data = self._norm_maps(stat, background, exposure)
-        return self._flux_maps(grouping.geom, stat, data, 1 / unit, mask)
+        return self._flux_maps(grouping.geom, stat, data, 1 / unit, mask, on_off_maps)
 
     def _counts_statistics(self, dataset, grouping, mask):
         """Cash statistics of the kernel-correlated counts and ``npred`` in each group.
@@ -137,6 +187,63 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
         n_on_conv = np.rint(convolve_images(counts * mask, kernel))
         background_conv = convolve_images(background * mask, kernel)
         return CashCountsStatistic(n_on_conv, background_conv), background
+
+    def _wstat_statistics(self, dataset, grouping, mask):
+        """WStat (Li & Ma) statistics of the kernel-correlated on/off counts in each group.
+
+        gammapy's ``_get_convolved_maps`` of the resampled ``MapDatasetOnOff`` on
+        arrays: the on counts, the signal of the dataset's models and, with
+        ``correlate_off``, the off counts and the background ``alpha * n_off`` (0
+        where ``acceptance_off`` is) correlated, ``alpha`` their ratio; without it,
+        ``alpha`` is the correlated on acceptance over the off acceptance.
+
+        Returns
+        -------
+        stat : `gammapy.stats.WStatCountsStatistic`
+        background : ndarray, float64
+            ``alpha * counts_off`` of the resampled dataset (its ``background``).
+        maps : dict of ndarray
+            ``alpha``, ``acceptance_on``, ``acceptance_off`` (the optional outputs).
+        """
+        weights = None if dataset.mask_safe is None else dataset.mask_safe.data
+        counts = resample_sum(dataset.counts.data, weights, grouping)
+        on_off = resample_on_off(dataset, grouping)
+        kernel = grouping.kernel / grouping.kernel.max()
+        n_on_conv = np.rint(convolve_images(counts * mask, kernel))
+        n_off = on_off.counts_off * mask
+        npred_signal = self._npred_signal(dataset)
+        if npred_signal is None:
+            npred_signal_conv = _convolved_zeros(grouping, kernel)
+        else:
+            npred_signal_conv = convolve_images(npred_signal * mask, kernel)
+        acceptance_on = on_off.acceptance * mask
+        acceptance_off = on_off.acceptance_off * mask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.correlate_off:
+                background = on_off.background * mask
+                background[on_off.acceptance_off == 0] = 0.0
+                n_off = convolve_images(n_off, kernel)
+                alpha = convolve_images(background, kernel) / n_off
+            else:
+                alpha = convolve_images(acceptance_on, kernel) / acceptance_off
+        stat = WStatCountsStatistic(n_on_conv, n_off, alpha, npred_signal_conv)
+        maps = {"alpha": alpha, "acceptance_on": acceptance_on, "acceptance_off": acceptance_off}
+        return stat, on_off.background, maps
+
+    def _npred_signal(self, dataset):
+        """``npred_signal()`` of the resampled dataset with the models, or None without models.
+
+        gammapy evaluates the models on the resampled dataset (its reconstructed
+        energy groups, EDisp kernel resampled with the safe mask); the same
+        evaluation here, on gammapy's ``MapDataset.resample_energy_axis`` (the on/off
+        maps, which the evaluation does not read, are not resampled).
+        """
+        if not dataset.evaluators:
+            return None
+        axis = self._get_energy_axis(dataset)
+        resampled = MapDataset.resample_energy_axis(dataset, energy_axis=axis, name=dataset.name)
+        resampled.models = dataset.models
+        return resampled.npred_signal().data
 
     def _norm_maps(self, stat, background, exposure):
         """Norm, its errors, upper limit and sensitivity arrays (excess / exposure)."""
@@ -162,18 +269,26 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
                 data["norm_sensitivity"] = excess / exposure
         return data
 
-    def _flux_maps(self, geom, stat, norm_data, norm_unit, mask):
+    def _flux_maps(self, geom, stat, norm_data, norm_unit, mask, on_off_maps):
         """gammapy's `FluxMaps` of the statistics and norm arrays, NaN outside the mask."""
         npred = Map.from_geom(geom, data=stat.n_on)
+        # ``stat.sqrt_ts`` is ``sign(n_sig) * sqrt(stat.ts)``: the same numbers, with the
+        # statistic (two WStat or Cash evaluations) computed once instead of twice
+        ts = stat.ts
         maps = {
             "npred": npred,
             "npred_excess": Map.from_geom(geom, data=stat.n_sig),
             "counts": npred,
-            "ts": Map.from_geom(geom, data=stat.ts),
-            "sqrt_ts": Map.from_geom(geom, data=stat.sqrt_ts),
+            "ts": Map.from_geom(geom, data=ts),
+            "sqrt_ts": Map.from_geom(geom, data=np.sign(stat.n_sig) * np.sqrt(ts)),
         }
         for name, data in norm_data.items():
             maps[name] = Map.from_geom(geom, data=data, unit=norm_unit)
+        if on_off_maps:
+            # gammapy's own (set) order of the selected on/off maps
+            keys_onoff = set(["alpha", "acceptance_on", "acceptance_off"])
+            for key in keys_onoff.intersection(self.selection_optional):
+                maps[key] = Map.from_geom(geom, data=on_off_maps[key])
         outside = ~mask
         for map_ in maps.values():
             map_.data[outside] = np.nan
