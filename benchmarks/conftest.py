@@ -8,7 +8,9 @@ capability's work function in :mod:`rtafast.bench_floors`; without them the size
 label is parsed there to compute the physical floors); at the end of the session the
 median of each rtafast entry is divided into the gammapy median of the same
 capability and size, and the table is printed (and written as JSON to
-``$RTAFAST_BENCH_JSON`` if set). Under ``--benchmark-disable`` (CI) each benchmark
+``$RTAFAST_BENCH_JSON`` if set). A benchmark may also put a one-line ``check`` into
+``benchmark.extra_info`` (what its agreement check compared, what it could not): it is
+carried into its row and printed under the table. Under ``--benchmark-disable`` (CI) each benchmark
 runs once as a test and no table is printed.
 """
 
@@ -23,15 +25,18 @@ def _rows(config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or session.disabled:
         return []
-    medians, params = {}, {}
+    medians, params, checks = {}, {}, {}
     for bench in session.benchmarks:
         info = bench.extra_info
         if "capability" not in info or bench.stats is None:
             continue
         key = (info["capability"], info["size"])
-        medians.setdefault(key, {})[(info["impl"], info.get("backend", ""))] = bench.stats.median
+        entry = (info["impl"], info.get("backend", ""))
+        medians.setdefault(key, {})[entry] = bench.stats.median
         if info.get("params"):
             params[key] = info["params"]
+        if info.get("check"):
+            checks[key + entry] = info["check"]
     rows = []
     for (capability, size), entries in sorted(medians.items()):
         reference = entries.get(("gammapy", ""))
@@ -48,6 +53,8 @@ def _rows(config):
             }
             if (capability, size) in params:
                 row["params"] = params[(capability, size)]
+            if (capability, size, impl, backend_name) in checks:
+                row["check"] = checks[(capability, size, impl, backend_name)]
             rows.append(row)
     return rows
 
@@ -57,19 +64,26 @@ def pytest_terminal_summary(terminalreporter, config):
     if not rows:
         return
     write = terminalreporter.write_line
+    widths = [
+        max(len(title), *(len(row[field]) for row in rows))
+        for title, field in (("capability", "capability"), ("size", "size"), ("rtafast", "backend"))
+    ]
     write("")
     write("rtafast vs gammapy (medians, same run)")
-    write(
-        f"{'capability':<28} {'size':<24} {'backend':<8} {'rtafast':>11} {'gammapy':>11} "
-        f"{'ratio':>8}"
-    )
+    head = [f"{t:<{w}}" for t, w in zip(("capability", "size", "rtafast"), widths, strict=True)]
+    write(" ".join(head) + f" {'median':>11} {'gammapy':>11} {'ratio':>8}")
     for row in rows:
         ratio = f"{row['ratio']:7.1f}x" if row["ratio"] else "     n/a"
         gammapy = f"{row['gammapy_median_s'] * 1e3:9.2f}ms" if row["gammapy_median_s"] else "n/a"
-        write(
-            f"{row['capability']:<28} {row['size']:<24} {row['backend']:<8} "
-            f"{row['rtafast_median_s'] * 1e3:9.3f}ms {gammapy:>11} {ratio}"
-        )
+        cells = [row["capability"], row["size"], row["backend"]]
+        text = " ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
+        write(f"{text} {row['rtafast_median_s'] * 1e3:9.3f}ms {gammapy:>11} {ratio}")
+    checked = [row for row in rows if row.get("check")]
+    if checked:
+        write("")
+        write("agreement checks recorded by the benchmarks")
+        for row in checked:
+            write(f"{row['capability']} {row['size']} {row['backend']}: {row['check']}")
     path = os.environ.get("RTAFAST_BENCH_JSON")
     if path:
         Path(path).write_text(json.dumps(rows, indent=2))

@@ -1,10 +1,23 @@
 """Event binning and bunch accumulation: rtafast against gammapy's ``Map.fill_events``.
 
-Synthetic events (float32 columns, as in DL3 files) around the Crab, binned into a
-200x200x10 cube (0.02 deg, CAR -- gammapy's default projection --, ICRS). 10^6 events
-by default; 10^7 too with ``RTAFAST_BENCH_FULL=1``. Each benchmark asserts the cube
-equals gammapy's, and records events/s and the peak memory allocated beyond the input
-columns (tracemalloc).
+* ``select+bin``: synthetic events (float32 columns, as in DL3 files) around the Crab,
+  binned into a 200x200x10 cube (0.02 deg, CAR -- gammapy's default projection --,
+  ICRS) by ``fill_counts``, against ``Map.fill_events``. 10^6 events by default; 10^7
+  too with ``RTAFAST_BENCH_FULL=1``. Each benchmark asserts the cube equals gammapy's,
+  and records events/s and the peak memory allocated beyond the input columns
+  (tracemalloc).
+* ``accumulate bunch``, real use: ``BunchAccumulator.add(events, observation,
+  interval)`` as a pipeline calls it, with the 10 s bunches of H.E.S.S. run 33787
+  (PKS 2155-304 flare, ~40 events each) into a 200x200x10 cube around the run's
+  pointing. Side by side: ``warm``, the next bunch of the run (the run's IRF maps
+  already made); ``cold``, the run's first bunch into a new accumulator with rtafast's
+  IRF-map cache emptied (the IRF maps are made: gammapy's maker), numba's JIT already
+  compiled, the observation's files read before the timing. The cube is asserted equal
+  to gammapy's ``fill_events`` of the same bunches. No gammapy row: gammapy has no
+  incremental window (its from-scratch window is in test_bench_stream.py).
+* ``accumulate bunch``, kernel alone: ``bin_into`` of 10^4 synthetic events whose
+  columns were extracted beforehand, into a cube already on the backend -- the binning
+  kernel without ``add``'s checks, column extraction and bookkeeping.
 """
 
 import tracemalloc
@@ -19,6 +32,8 @@ from gammapy.data import EventList
 from gammapy.maps import Map, MapAxis, WcsGeom
 
 from rtafast.binning import GeomBinning, bin_into, event_columns, fill_counts
+from rtafast.irf_cache import default_irf_cache
+from rtafast.stream import BunchAccumulator
 
 SIZES = [10**6] + ([10**7] if FULL else [])
 GEOM = WcsGeom.create(
@@ -78,15 +93,15 @@ def test_rtafast_fill_counts(benchmark, record, events, backend):
         n_events=n,
         n_bins=N_BINS,
     )
-    fill_counts(GEOM, _events(1000), backend=backend_name)  # JIT warm-up
+    fill_counts(GEOM, _events(1000), array_backend=backend_name)  # JIT warm-up
     tracemalloc.start()
-    counts = fill_counts(GEOM, event_list, backend=backend_name)
+    counts = fill_counts(GEOM, event_list, array_backend=backend_name)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     benchmark.extra_info["peak_alloc_MB"] = peak / 1e6
     benchmark.extra_info["events_per_s"] = None
     counts = benchmark.pedantic(
-        lambda: fill_counts(GEOM, event_list, backend=backend_name),
+        lambda: fill_counts(GEOM, event_list, array_backend=backend_name),
         rounds=rounds(15),
         warmup_rounds=2,
         iterations=1,
@@ -97,14 +112,16 @@ def test_rtafast_fill_counts(benchmark, record, events, backend):
 
 
 def test_accumulate_one_bunch(benchmark, record, backend):
-    """One bunch of 10^4 events added to a 10x200x200 cube already on the backend
-    (the host columns copied to the device included, the GPU synchronised)."""
+    """The binning kernel alone: ``bin_into`` of one bunch of 10^4 events whose columns
+    were extracted beforehand, into a 10x200x200 cube already on the backend (the host
+    columns copied to the device included, the GPU synchronised). Not
+    ``BunchAccumulator.add``: see :func:`test_accumulator_add`."""
     skip_simulated_cuda(backend)
     record(
         "accumulate bunch",
         "1e4 events into 10x200x200",
         "rtafast",
-        backend.name,
+        f"{backend.name} bin_into alone: kernel on extracted columns",
         n_events=10**4,
         n_bins=N_BINS,
     )
@@ -125,3 +142,101 @@ def test_accumulate_one_bunch(benchmark, record, backend):
     reference = Map.from_geom(GEOM)
     reference.fill_events(bunch)
     assert float(cube.sum() - before) == len(calls) * reference.data.sum()
+
+
+# -- BunchAccumulator.add of real bunches ---------------------------------------------
+
+RUN = 33787
+BUNCH = 10 * u.s
+ENERGY_TRUE = MapAxis.from_energy_bounds(0.3, 100, 12, unit="TeV", name="energy_true")
+ADD_LABELS = {
+    "warm": "add warm: next bunch of the run",
+    "cold": "add cold: first bunch of a new run, IRF maps made",
+}
+
+
+def _load(observation):
+    """Read the observation's events and IRFs now (gammapy reads them lazily)."""
+    for name in ("events", "aeff", "bkg", "psf", "edisp", "gti"):
+        getattr(observation, name)
+    return observation
+
+
+@pytest.fixture(scope="module")
+def pks_run(hess_datastore):
+    """(observation, 200x200x10 geometry at its pointing, its 10 s bunches, size label)."""
+    observation = _load(hess_datastore.obs(RUN))
+    geom = WcsGeom.create(
+        skydir=observation.get_pointing_icrs(observation.tmid),
+        binsz=0.02,
+        width=(4, 4),
+        frame="icrs",
+        axes=[GEOM.axes["energy"]],
+    )
+    start, stop = observation.gti.time_start[0], observation.gti.time_stop[0]
+    bunches = []
+    while start + BUNCH <= stop:
+        interval = (start, start + BUNCH)
+        bunches.append((observation.events.select_time(Time(interval)), interval))
+        start = start + BUNCH
+    mean = np.mean([len(events.table) for events, _ in bunches])
+    size = f"PKS 2155 run {RUN}, 10 s bunches ({mean:.0f} events) into 10x200x200"
+    return observation, geom, bunches, size, int(round(mean))
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("start", list(ADD_LABELS))
+def test_accumulator_add(benchmark, record, backend, pks_run, hess_datastore, start):
+    """``BunchAccumulator.add`` of a real 10 s bunch, as a pipeline calls it."""
+    skip_simulated_cuda(backend)
+    observation, geom, bunches, size, n_events = pks_run
+    record(
+        "accumulate bunch",
+        size,
+        "rtafast",
+        f"{backend.name} {ADD_LABELS[start]}",
+        n_events=n_events,
+        n_bins=int(np.prod(geom.data_shape)),
+    )
+    first_events, first_interval = bunches[0]
+    # JIT and first-use costs, and the run's IRF maps for the warm case
+    accumulator = BunchAccumulator(geom, ENERGY_TRUE, array_backend=backend.name)
+    accumulator.add(first_events, observation, first_interval)
+    added = [first_events]
+    upcoming = iter(bunches[1:])
+
+    def setup():
+        if start == "warm":
+            events, interval = next(upcoming)
+            added.append(events)
+            return (accumulator, events, observation, interval), {}
+        default_irf_cache.clear()
+        new_observation = _load(hess_datastore.obs(RUN))
+        events = new_observation.events.select_time(Time(first_interval))
+        fresh = BunchAccumulator(geom, ENERGY_TRUE, array_backend=backend.name)
+        return (fresh, events, new_observation, first_interval), {}
+
+    last = []
+
+    def add(target, events, obs, interval):
+        stats = target.add(events, obs, interval)
+        backend.synchronize()
+        last[:] = [target]
+        return stats
+
+    n_rounds = rounds(50) if start == "warm" else rounds(5)
+    warmup = 5 if start == "warm" else 0  # cold: the add before the timing warmed the JIT
+    assert n_rounds + warmup < len(bunches)
+    benchmark.pedantic(add, setup=setup, rounds=n_rounds, warmup_rounds=warmup, iterations=1)
+    if start == "warm":
+        expected = Map.from_geom(geom)
+        for events in added:
+            expected.fill_events(events)
+        cube = backend.to_numpy(accumulator.counts_cube)
+    else:
+        expected = Map.from_geom(geom)
+        expected.fill_events(first_events)
+        cube = backend.to_numpy(last[0].counts_cube)
+        assert len(last[0]._observations) == 1
+    assert expected.data.sum() > 0
+    np.testing.assert_array_equal(cube, expected.data)

@@ -7,16 +7,23 @@ with a 0.3 deg kernel (point source, index 2); ``RTAFAST_BENCH_FULL=1`` adds the
 
 * rtafast, per window: ``BunchAccumulator.add`` (the bunch binned into the window's
   cube), ``dataset()`` and ``TSMapEstimator.run`` -- what an alert pipeline does every
-  few seconds. The first ``WARM_WINDOWS`` windows warm the JIT and the caches; each
-  timed round is the next window (its bunch's event selection is not timed).
+  few seconds. Two rows side by side (the bunch's event selection is never timed):
+  ``warm``, the next window of the run, after ``WARM_WINDOWS`` windows that made the
+  run's IRF maps and the TS kernel (found again, rescaled by live time);
+  ``cold``, the first window of a new run: a new accumulator and TS-input cache,
+  rtafast's IRF-map cache emptied, the observation's files read before the timing,
+  numba's JIT already compiled.
 * gammapy, per window: the window's dataset made from scratch (the observation sliced
   to the window, ``MapDatasetMaker``) and ``TSMapEstimator().run`` on it -- how a
-  gammapy pipeline gets the same maps -- for the window of the first ``WARM_WINDOWS``
-  bunches.
+  gammapy pipeline gets the same maps, caching nothing -- for the window of the first
+  ``WARM_WINDOWS`` bunches.
 
-Agreement: rtafast's TS map of that same window (the last warm-up window) has
-gammapy's fitted pixels, and TS within gammapy's default tolerance (``rtol=0.01`` on
-the norm) where gammapy's fit succeeded.
+Agreement (rtafast's TS map of that same window, the last warm-up window; and the
+cold path's first window against gammapy's TS map of that window): the same pixels
+fitted; at every pixel where gammapy's fit succeeded, norm and TS within what
+gammapy's default ``rtol=0.01`` allows (see :func:`_assert_agrees`); where its brentq
+failed, rtafast's TS at least gammapy's. How many pixels were compared, and how many
+could not be (gammapy's fit failed), is recorded in the row (``check``).
 """
 
 import astropy.units as u
@@ -31,6 +38,7 @@ from gammapy.maps import MapAxis, WcsGeom
 
 from rtafast.estimators import TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
+from rtafast.irf_cache import default_irf_cache
 from rtafast.stream import BunchAccumulator
 
 RUN = 33787
@@ -40,6 +48,19 @@ KERNEL_WIDTH = 0.3 * u.deg
 ENERGY = MapAxis.from_energy_bounds(0.5, 50, 8, unit="TeV")
 ENERGY_TRUE = MapAxis.from_energy_bounds(0.3, 100, 12, unit="TeV", name="energy_true")
 WIDTHS = [3.0] + ([5.0] if FULL else [])
+#: gammapy's TSMapEstimator default ``rtol``: its brentq stops when the norm is within
+#: ``rtol`` of the root (scipy: ``allclose(root, norm, rtol, atol=xtol)``)
+GAMMAPY_RTOL = 0.01
+#: scipy.optimize.brentq's default ``xtol`` (absolute, on the norm)
+BRENTQ_XTOL = 2e-12
+#: Rounding of a per-pixel statistic: gammapy evaluates it on the dataset's float32
+#: maps (unit roundoff 6e-8); relative to the pixel's null statistic. Measured on the
+#: 3 deg window: the TS differences beyond the norm tolerance below stay under 1e-8.
+STAT_RTOL = 1e-7
+WINDOW_LABELS = {
+    "warm": "numba warm: next window of the run",
+    "cold": "numba cold: first window of a new run, IRF maps and TS kernel made",
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +92,9 @@ def case(request, observation):
     return width, geom, reference
 
 
-def _gammapy_window(observation, geom):
+def _gammapy_window(observation, geom, n_bunches=WARM_WINDOWS):
     start = _bunch_interval(observation, 0)[0]
-    stop = _bunch_interval(observation, WARM_WINDOWS - 1)[1]
+    stop = _bunch_interval(observation, n_bunches - 1)[1]
     sliced = observation.select_time(Time([start, stop]))
     empty = MapDataset.create(geom, energy_axis_true=ENERGY_TRUE)
     dataset = GammapyMaker().run(empty, sliced)
@@ -91,9 +112,11 @@ def test_gammapy_window(benchmark, record, observation, case):
 
 def test_rtafast_window(benchmark, record, observation, case):
     width, geom, reference = case
-    record("window: dataset + ts map", _size(width), "rtafast", "numba")
-    accumulator = BunchAccumulator(geom, ENERGY_TRUE, backend="numba")
-    estimator = TSMapEstimator(kernel_width=KERNEL_WIDTH, backend="numba", cache=TSInputCache())
+    record("window: dataset + ts map", _size(width), "rtafast", WINDOW_LABELS["warm"])
+    accumulator = BunchAccumulator(geom, ENERGY_TRUE, array_backend="numba")
+    estimator = TSMapEstimator(
+        kernel_width=KERNEL_WIDTH, array_backend="numba", cache=TSInputCache()
+    )
     next_bunch = iter(range(10**6))
 
     def bunch():
@@ -106,22 +129,91 @@ def test_rtafast_window(benchmark, record, observation, case):
 
     for _ in range(WARM_WINDOWS):
         result = window(*bunch()[0])
-    _assert_agrees(result, reference)
+    benchmark.extra_info["check"] = _assert_agrees(result, reference)
     benchmark.pedantic(window, setup=bunch, rounds=rounds(20), iterations=1)
     # every window after the first reused the TS kernel (one pointing, rescaled)
     assert estimator.cache.misses == 1
 
 
-def _assert_agrees(result, reference):
-    """Same fitted pixels; TS within gammapy's tolerance where gammapy's fit succeeded
-    (on a 2-minute window its default brentq fails on ~1 pixel in 5, some of them at
-    a negative TS, down to -105 on the map's edge; rtafast converges there)."""
+def _load(observation):
+    """Read the observation's events and IRFs now (gammapy reads them lazily)."""
+    for name in ("events", "aeff", "bkg", "psf", "edisp", "gti"):
+        getattr(observation, name)
+    return observation
+
+
+def test_rtafast_first_window(benchmark, record, observation, case, hess_datastore):
+    width, geom, _ = case
+    record("window: dataset + ts map", _size(width), "rtafast", WINDOW_LABELS["cold"])
+    interval = _bunch_interval(observation, 0)
+    reference = _gammapy_window(observation, geom, n_bunches=1)
+    caches = []
+
+    def setup():
+        default_irf_cache.clear()
+        new = _load(hess_datastore.obs(RUN))
+        caches.append(TSInputCache())
+        accumulator = BunchAccumulator(geom, ENERGY_TRUE, array_backend="numba")
+        estimator = TSMapEstimator(
+            kernel_width=KERNEL_WIDTH, array_backend="numba", cache=caches[-1]
+        )
+        events = new.events.select_time(Time(interval))
+        return (accumulator, estimator, events, new), {}
+
+    def window(accumulator, estimator, events, new):
+        accumulator.add(events, new, interval)
+        return estimator.run(accumulator.dataset())
+
+    window(*setup()[0])  # JIT and first-use costs of the code paths
+    result = benchmark.pedantic(window, setup=setup, rounds=rounds(3), iterations=1)
+    benchmark.extra_info["check"] = _assert_agrees(result, reference, min_peak_ts=None)
+    assert all(cache.misses == 1 for cache in caches)  # each round made its TS kernel
+
+
+def _assert_agrees(result, reference, min_peak_ts=25):
+    """rtafast's TS map against gammapy's, every pixel gammapy fitted; returns a summary.
+
+    Where gammapy's brentq converged, its norm ``n_g`` is within
+    ``xtol + rtol |n_g|`` of the root (scipy's guarantee, gammapy's default ``rtol``),
+    while rtafast's norm is the root to 1e-10 of its error: so
+    ``|n - n_g| <= xtol + rtol |n_g|``. gammapy's TS, ``stat(0) - stat(n_g)``, is then
+    at most rtafast's (the statistic is minimal at the root), and below it by at most
+    the statistic's rise over that norm offset, ``stat'' dn^2 / 2 = (dn / err)^2 / 2``
+    with gammapy's ``norm_err = stat''^-1/2``; both up to the float32 rounding of the
+    statistics. Where gammapy's fit failed (about one pixel in five on a 2-minute
+    window, some at TS down to -105 on the map's edge; gammapy then reports its norm's
+    lower bound) nothing of gammapy's is a fit to compare with; rtafast's TS is checked
+    to be at least gammapy's there, and the pixels are counted as not compared.
+    """
     ts_ref = reference["ts"].data
     finite = np.isfinite(ts_ref)
-    assert finite.sum() > 100 and np.nanmax(ts_ref) > 25  # the flare is there
+    assert finite.sum() > 100
+    if min_peak_ts is not None:  # the flare is there
+        assert np.nanmax(ts_ref) > min_peak_ts
     np.testing.assert_array_equal(np.isfinite(result["ts"].data), finite)
     assert result["success"].data[finite].all()
     fitted = finite & (reference["success"].data > 0)
-    assert fitted.sum() >= 0.5 * finite.sum()
-    delta = np.abs(result["ts"].data[fitted] - ts_ref[fitted])
-    assert np.all(delta <= 0.05 + 0.02 * np.abs(ts_ref[fitted])), delta.max()
+    failed = finite & ~fitted
+
+    norm, norm_ref = result["norm"].data, reference["norm"].data
+    err_ref = reference["norm_err"].data  # inf where the pixel has no counts
+    norm_tol = BRENTQ_XTOL + GAMMAPY_RTOL * np.abs(norm_ref)
+    solver = 1e-9 * np.where(np.isfinite(err_ref), err_ref, 0.0)  # rtafast's own
+    offset = np.abs(norm - norm_ref)
+    assert np.all(offset[fitted] <= norm_tol[fitted] + solver[fitted]), np.max(
+        (offset / norm_tol)[fitted]
+    )
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rise = np.nan_to_num(0.5 * (norm_tol / err_ref) ** 2, posinf=np.inf)
+    rounding = STAT_RTOL * np.maximum(np.abs(reference["stat_null"].data), 1.0)
+    delta = result["ts"].data - ts_ref
+    below, above = -delta - rounding, delta - rise - rounding
+    assert np.all(below[finite] <= 0), (np.max(below[finite]), np.argmax(below[finite]))
+    assert np.all(above[fitted] <= 0), (np.max(above[fitted]), np.argmax(above[fitted]))
+    return (
+        f"TS map vs gammapy: {int(fitted.sum())} of {int(finite.sum())} pixels compared "
+        f"(norm within rtol={GAMMAPY_RTOL}, TS within the rise that allows, max |dTS| "
+        f"{np.max(np.abs(delta[fitted])):.1e}); {int(failed.sum())} not compared "
+        "(gammapy's fit failed; rtafast's TS >= gammapy's there)"
+    )

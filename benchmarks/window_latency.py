@@ -38,8 +38,8 @@ def replay(run, bunch_s, n_windows, width_deg, backend):
         width=width_deg,
         axes=[energy],
     )
-    accumulator = BunchAccumulator(geom, energy_true, backend=backend)
-    ts_map = TSMapEstimator(kernel_width=0.3 * u.deg, backend=backend)
+    accumulator = BunchAccumulator(geom, energy_true, array_backend=backend)
+    ts_map = TSMapEstimator(kernel_width=0.3 * u.deg, array_backend=backend)
     excess_map = ExcessMapEstimator(correlation_radius="0.1 deg")
     start = observation.gti.time_start[0]
     times = []
