@@ -2,11 +2,20 @@
 
 Default run (short): the 4-run H.E.S.S. Crab map (125 x 125, 6 energies, kernel
 width 0.3 deg = 15 x 15 pixels, point source, index 2): gammapy's default
-``TSMapEstimator().run`` against rtafast's ``run`` (numba; numpy too), the kernel
-and exposure cache warm (as for repeated maps of one observation; the IRF maps
-and mask are compared with the cached entry's at every call). Each rtafast
-result is checked against gammapy's default run: the same pixels, and TS within
-gammapy's own default tolerance (``rtol=0.01`` on the norm).
+``TSMapEstimator().run`` against rtafast's ``run``, two rtafast rows per backend:
+
+* warm (backend ``numba``, ``numpy``): repeated maps of one dataset, the kernel and
+  exposure cache warm (the IRF maps and mask are compared with the cached entry's
+  at every call);
+* cold (backend ``numba cold: ...``): the first TS map of a new dataset -- each
+  round a fresh ``TSInputCache`` and a new copy of the dataset (new Map and
+  geometry objects, nothing memoised), numba's JIT compiled beforehand: the
+  kernel (PSF/EDisp convolution of the kernel model) and the reconstructed-energy
+  exposures are computed from the IRF arrays (:mod:`rtafast.estimators.ts_kernel`).
+
+Both are divided into the same gammapy median. Each rtafast result is checked
+against gammapy's default run: the same pixels, and TS within gammapy's own
+default tolerance (``rtol=0.01`` on the norm).
 
 ``RTAFAST_BENCH_FULL=1`` adds the scaling table of the scan kernel alone
 (synthetic maps 64^2 to 1024^2, kernels 9^2 to 41^2, numpy and numba; cuda on a
@@ -25,6 +34,7 @@ from bench_settings import skip_simulated_cuda
 from gammapy.estimators import TSMapEstimator as GammapyTSMapEstimator
 
 from rtafast.estimators import TSMapEstimator
+from rtafast.estimators.ts_inputs import TSInputCache
 
 FULL = os.environ.get("RTAFAST_BENCH_FULL") == "1"
 KERNEL_WIDTH = 0.3 * u.deg
@@ -37,6 +47,7 @@ def crab_reference(hess_crab_stacked):
 
 
 def test_gammapy_tsmap(benchmark, record, hess_crab_stacked, crab_reference):
+    """gammapy's default ``TSMapEstimator(kernel_width=0.3 deg).run`` on the Crab map."""
     record("ts map", SIZE, "gammapy")
     estimator = GammapyTSMapEstimator(kernel_width=KERNEL_WIDTH)
     result = benchmark.pedantic(
@@ -46,19 +57,50 @@ def test_gammapy_tsmap(benchmark, record, hess_crab_stacked, crab_reference):
 
 
 def test_rtafast_tsmap(benchmark, record, hess_crab_stacked, crab_reference, backend):
+    """Repeated TS maps of one dataset: the kernel and exposures found in the cache."""
     skip_simulated_cuda(backend)
     record("ts map", SIZE, "rtafast", backend.name)
-    estimator = TSMapEstimator(kernel_width=KERNEL_WIDTH, backend=backend.name)
+    estimator = TSMapEstimator(kernel_width=KERNEL_WIDTH, array_backend=backend.name)
     estimator.run(hess_crab_stacked)  # JIT compilation and kernel cache
     rounds = 3 if backend.name == "numpy" else 20
     result = benchmark.pedantic(
         estimator.run, args=(hess_crab_stacked,), rounds=rounds, warmup_rounds=1, iterations=1
     )
-    ts_ref = crab_reference["ts"].data
+    _assert_agrees(result, crab_reference)
+
+
+def _assert_agrees(result, reference):
+    ts_ref = reference["ts"].data
     fitted = np.isfinite(ts_ref)
     np.testing.assert_array_equal(np.isfinite(result["ts"].data), fitted)
     delta = np.abs(result["ts"].data[fitted] - ts_ref[fitted])
     assert np.all(delta <= 0.05 + 0.02 * np.abs(ts_ref[fitted]))
+
+
+def test_rtafast_tsmap_first_call(benchmark, record, hess_crab_stacked, crab_reference, backend):
+    """The first TS map of a new dataset: fresh TS-input cache, new dataset objects,
+    JIT compiled (kernel and exposures computed, then the scan)."""
+    skip_simulated_cuda(backend)
+    if backend.name == "numpy":
+        pytest.skip("cold row: the compiled backends (the numpy scan dominates its time)")
+    record("ts map", SIZE, "rtafast", f"{backend.name} cold: first call on a new dataset")
+    caches = []
+
+    def setup():
+        caches.append(TSInputCache())
+        estimator = TSMapEstimator(
+            kernel_width=KERNEL_WIDTH, array_backend=backend.name, cache=caches[-1]
+        )
+        dataset = hess_crab_stacked.copy(name=f"crab-copy-{len(caches)}")
+        return (estimator, dataset), {}
+
+    def first_call(estimator, dataset):
+        return estimator.run(dataset)
+
+    first_call(*setup()[0])  # JIT compilation of the scan
+    result = benchmark.pedantic(first_call, setup=setup, rounds=10, iterations=1)
+    assert all(cache.misses == 1 and cache.hits == 0 for cache in caches)
+    _assert_agrees(result, crab_reference)
 
 
 # --- scaling table of the scan kernel (RTAFAST_BENCH_FULL=1) -------------------

@@ -7,9 +7,11 @@ from gammapy.estimators import FluxMaps
 from gammapy.estimators import TSMapEstimator as GammapyTSMapEstimator
 from gammapy.maps import Map, Maps
 
+from rtafast import dispatch
 from rtafast_kernels import resolve_backend
 from rtafast_kernels.tsmap_element import OUTPUT_NAMES
 
+from . import ts_kernel
 from .ts_inputs import build_scan_inputs, default_cache, squashed_geom
 
 __all__ = ["TSMapEstimator", "SCAN_RTOL"]
@@ -26,19 +28,22 @@ class TSMapEstimator(GammapyTSMapEstimator):
     """TS map of a point-like or small extended source, fitted pixel by pixel on a backend.
 
     Same constructor arguments, conventions and output as
-    `gammapy.estimators.TSMapEstimator` (gammapy 2.1), plus ``backend`` and
+    `gammapy.estimators.TSMapEstimator` (gammapy 2.1), plus ``array_backend`` and
     ``cache``. ``run(dataset)`` returns a `gammapy.estimators.FluxMaps` with
     gammapy's keys and units (``ts``, ``sqrt_ts``, ``norm``/``flux``/...,
     ``norm_err``, ``npred``, ``npred_excess``, ``niter``, ``success``, ``stat``,
     ``stat_null`` and, when selected, ``norm_errn``, ``norm_errp``, ``norm_ul``).
 
-    Padding, downsampling, energy grouping, the kernel, the masks and the initial
-    flux map are gammapy's (the kernel and the reconstructed-energy exposures are
-    cached per IRF content: the IRF maps and mask are compared with the cached
-    entries' at every call, and a multiple of them -- a longer live time of the
-    same pointing -- rescales the exposures, see :mod:`rtafast.estimators.ts_inputs`);
-    the per-pixel fits run on the
-    backend's ``ts_scan`` kernel (:mod:`rtafast_kernels.tsmap_element`).
+    Padding, downsampling, energy grouping, the masks (of any dtype) and the
+    initial flux map are gammapy's; the kernel and the reconstructed-energy
+    exposures are gammapy's numbers computed from the IRF arrays
+    (:mod:`rtafast.estimators.ts_kernel`; gammapy's functions for the cases it
+    does not cover) and cached per IRF content: the IRF maps and mask are
+    compared with the cached entries' at every call, and a multiple of them -- a
+    longer live time of the same pointing -- rescales the exposures, see
+    :mod:`rtafast.estimators.ts_inputs`. Joint maps of datasets whose kernels
+    differ in shape are computed too. The per-pixel fits run on the backend's
+    ``ts_scan`` kernel (:mod:`rtafast_kernels.tsmap_element`).
 
     Differences from gammapy:
 
@@ -54,7 +59,7 @@ class TSMapEstimator(GammapyTSMapEstimator):
       limit with ``success`` True (gammapy's brentq fails there);
     * maps are float64 (gammapy's are float32);
     * ``selection_optional`` with ``"stat_scan"`` or ``"sensitivity"`` runs
-      gammapy's own per-pixel loop (``backend`` is then unused).
+      gammapy's own per-pixel loop (``array_backend`` is then unused).
 
     Parameters
     ----------
@@ -64,7 +69,7 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         As `gammapy.estimators.TSMapEstimator` (``kernel_width`` in deg or an
         angle; ``rtol``: relative tolerance, see above; ``max_niter``: cap of
         each per-pixel root search).
-    backend : {None, "auto", "numpy", "numba", "cuda"}, optional
+    array_backend : {None, "auto", "numpy", "numba", "cuda"}, optional
         rtafast backend (see `rtafast_kernels.resolve_backend`).
     cache : `rtafast.estimators.ts_inputs.TSInputCache`, optional
         Kernel and exposure cache; default: the process-wide one.
@@ -72,13 +77,15 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
 
     tag = "TSMapEstimator"
 
-    def __init__(self, *args, backend=None, cache=None, **kwargs):
+    def __init__(self, *args, array_backend=None, cache=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.backend = backend
+        self.array_backend = array_backend
         self.cache = default_cache if cache is None else cache
 
     def estimate_kernel(self, dataset):
-        """Kernel map of the source model for a dataset (gammapy's, cached by content).
+        """Kernel map of the source model for a dataset (gammapy's numbers, computed from
+        the IRF arrays by :func:`rtafast.estimators.ts_kernel.estimate_kernel`; cached by
+        content).
 
         Parameters
         ----------
@@ -109,9 +116,18 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         `gammapy.estimators.FluxMaps`
         """
         selection = set(self.selection_optional or ())
-        simple = (self.downsampling_factor in (None, 1)) and self.energy_edges is None
-        if not simple or selection & set(DELEGATED_SELECTIONS):
+        delegated = sorted(selection & set(DELEGATED_SELECTIONS))
+        if delegated:
+            dispatch.record(
+                "TSMapEstimator.run",
+                dispatch.GAMMAPY,
+                f"selection-{delegated[0].replace('_', '-')}",
+            )
             return super().run(datasets)
+        dispatch.record("TSMapEstimator.run", dispatch.FAST)
+        simple = (self.downsampling_factor in (None, 1)) and self.energy_edges is None
+        if not simple:
+            return super().run(datasets)  # gammapy's padding and grouping, rtafast's fits
         datasets = Datasets(datasets)
         geom_ref = datasets[0].counts.geom
         for dataset in datasets:
@@ -133,7 +149,7 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         )
 
     def _compute_kernel(self, dataset):
-        return GammapyTSMapEstimator.estimate_kernel(self, dataset)
+        return ts_kernel.estimate_kernel(self, dataset)
 
     def estimate_flux_map(self, datasets):
         """Fit every valid pixel of one energy group on the backend.
@@ -151,8 +167,8 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         selection = set(self.selection_optional or ())
         if selection & set(DELEGATED_SELECTIONS):
             return super().estimate_flux_map(datasets)
-        impl = resolve_backend(self.backend)
-        inputs, (y, x) = build_scan_inputs(
+        impl = resolve_backend(self.array_backend)
+        inputs, (y, x), ring = build_scan_inputs(
             self,
             datasets,
             self.cache,
@@ -167,6 +183,10 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
             want_ul="ul" in selection,
         )
         out = impl.ts_scan(inputs)
+        if ring is not None:  # kernels padded to a common shape: gammapy's footprints
+            for name in ("stat", "stat_null"):
+                out[OUTPUT_NAMES.index(name)] -= 2.0 * ring[0]
+            out[OUTPUT_NAMES.index("npred")] -= ring[1]
         geom = squashed_geom(datasets[0].counts.geom)
         names = list(self.selection_all)
         rows = [OUTPUT_NAMES.index(name) for name in names]
