@@ -68,7 +68,10 @@ def pytest_runtest_logreport(report):
     if name not in GAMMAPY_MODULES:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _outcomes[name][report.outcome] += 1
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            outcome = "xpassed" if report.passed else "xfailed"
+        _outcomes[name][outcome] += 1
 
 
 def _summary():
