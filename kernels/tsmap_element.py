@@ -213,7 +213,9 @@ def make_scan_functions(compile_function):
         ``j = order[first:last]`` (pixel ``j`` is ``(pix_y[j], pix_x[j])``, its
         footprint ``[y, y + ky) x [x, x + kx)`` of the padded layers; its
         ``dense_pixel`` sums are ``lin_sums[lin_row, :, x - lin_offset]``) and writes
-        column ``j`` of ``out`` (rows in :data:`OUTPUT_NAMES` order), using row
+        column ``j`` of ``out`` (rows in :data:`OUTPUT_NAMES` order; ``guess`` is
+        :func:`rtafast_kernels.tsmap_numpy.pixel_inputs`: row 0 the initial norms,
+        row 1 the counts outside gammapy's footprint), using row
         ``row`` of ``scratch`` (shape ``(rows, 4, L * ky * kx)``: counts, model,
         background and ``b / m`` of the stored bins). ``tables = (e_lin, b_lin,
         kidx, ktab, inv_ktab, start, lcol, lk, ln, lb, le, lc0, lib, lrb)`` (see
@@ -583,6 +585,10 @@ def make_scan_functions(compile_function):
             if i_min >= 0:
                 # counts of the counted bin with the smallest b / m (gammapy's c_min)
                 c_min = scratch[row, 0, i_min]
+            # counts of bins outside gammapy's footprint (a kernel zero-padded to a
+            # larger one's shape): not in gammapy's sum of counts nor its bracket
+            sum_n -= guess[1, j]
+            s_counts -= guess[1, j]
             sum_m += lin_m
             sum_b += lin_b
             s_model += lin_pos
@@ -596,7 +602,7 @@ def make_scan_functions(compile_function):
             niter = 0
             success = 1.0
             fit = True
-            norm = guess[j]
+            norm = guess[0, j]
             if use_threshold:
                 stat_guess = stat_grad_c(
                     norm,

@@ -22,7 +22,7 @@ from .tsmap_element import (
     RATIO_INIT,
 )
 
-__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "ts_scan_numpy"]
+__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "pixel_inputs", "ts_scan_numpy"]
 
 
 @dataclass
@@ -57,6 +57,10 @@ class TSScanInputs:
         brentq's ``maxiter`` of each root search.
     want_errs, want_ul : bool
         Compute ``norm_errn``/``norm_errp``, ``norm_ul``.
+    ring_counts : ndarray, shape (npix,), float64, optional
+        Counts of each pixel's footprint bins that gammapy's footprint does not have
+        (a kernel zero-padded to a larger kernel's shape): left out of the sum of
+        counts (the trivial-fit test) and of the bracket's upper end.
     """
 
     counts: np.ndarray
@@ -75,6 +79,17 @@ class TSScanInputs:
     max_niter: int = 100
     want_errs: bool = False
     want_ul: bool = False
+    ring_counts: np.ndarray | None = None
+
+
+def pixel_inputs(inputs):
+    """Per-pixel inputs of the compiled kernels, shape ``(2, npix)``: the initial
+    norms and ``ring_counts`` (0 without)."""
+    out = np.zeros((2, inputs.pix_y.size))
+    out[0] = inputs.guess
+    if inputs.ring_counts is not None:
+        out[1] = inputs.ring_counts
+    return out
 
 
 @dataclass
@@ -231,6 +246,7 @@ class _Footprint:
         self.t = tables
         self.py = np.asarray(inputs.pix_y, dtype=np.int64)
         self.px = np.asarray(inputs.pix_x, dtype=np.int64)
+        self.ring_counts = pixel_inputs(inputs)[1]
         self.layers = tables.kidx.size // (tables.ny_pad * tables.nx_pad)
         self.ky, self.kx = tables.ktab.shape[1:]
 
@@ -342,6 +358,9 @@ def _gather(fp):
         # the element's fast copy loop (all listed n > 0): s_counts = sum_n, r_total = r_min
         s.s_counts = s.sum_n.copy()
         s.r_total = s.r_min.copy()
+    # counts outside gammapy's footprint (a zero-padded kernel): not gammapy's
+    s.sum_n = s.sum_n - fp.ring_counts
+    s.s_counts = s.s_counts - fp.ring_counts
     has_min = s.o_min >= 0
     s.c_min = np.where(has_min, n_c, 1.0)
     s.sum_m = s.sum_m + s.lin_m
