@@ -211,7 +211,9 @@ def test_longer_live_time_reuses_the_kernel_and_rescales_exposures(crab):
     peak when the exposure is scaled (asserted below), and TS by ~1e-6 relative.
     """
     cache = TSInputCache()
-    kwargs = dict(kernel_width=KERNEL_WIDTH, selection_optional=ERRORS, array_backend="numba")
+    kwargs = dict(
+        kernel_width=KERNEL_WIDTH, selection_optional=ERRORS, array_backend="numba", **TIGHT
+    )
     TSMapEstimator(cache=cache, **kwargs).run(crab)
     assert (cache.misses, cache.rescaled) == (1, 0)
     longer = _longer_live_time(crab, 1.7)
