@@ -16,7 +16,7 @@ from numba import cuda
 
 from .jit import gpu_device
 from .tsmap_element import N_OUTPUTS, make_scan_functions
-from .tsmap_numpy import scan_tables
+from .tsmap_numpy import pixel_inputs, scan_tables
 
 __all__ = ["ts_scan_cuda"]
 
@@ -145,7 +145,7 @@ def ts_scan_cuda(inputs, xp):
         bool(t.regular),
         int(t.ny_pad),
         int(t.nx_pad),
-        device(inputs.guess),
+        device(pixel_inputs(inputs)),
         float(inputs.threshold),
         bool(inputs.use_threshold),
         float(inputs.n_sigma),

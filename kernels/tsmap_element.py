@@ -15,9 +15,10 @@ Conventions are gammapy 2.1's (``gammapy.estimators.map.ts``):
   are ``m``) is bracketed by gammapy's bounds ``[c_min / S_m - s_min,
   S_n / S_m - s_min]`` and the norm is then raised to ``-min(b / m)`` over
   ``m > 0`` (negative norms down to the physical limit);
-* when ``sum n <= 0`` or ``sum m <= 0`` the norm is that limit, with 0 iterations;
-  likewise when no bin with counts has ``m > 0`` (``f > 0``: the statistic
-  increases from the limit on; gammapy's brentq reports a failure there);
+* when ``sum n <= 0`` or ``sum m <= 0`` the norm is that limit, with 0 iterations
+  and success; when no bin with counts has ``m > 0`` (``f > 0``: the statistic
+  increases from the limit on) gammapy's brentq finds no sign change and fails:
+  the limit, ``max_niter`` iterations, no success;
 * with a threshold, the fit only runs where the TS of the initial guess exceeds it
   (without one, the guess is not used);
 * ``TS = stat(0) - stat(best)``, ``norm_err = n_sigma / sqrt(sum n m^2 / mu^2)``;
@@ -41,22 +42,22 @@ row: counted bins with ``m > 0`` (the only ones the root search visits, with
 their pole distance ``b / m``) at the front, other bins with ``m != 0`` at the
 back, constant terms summed.
 
-Root search: writing ``f = S - F`` with ``F(x) = sum n_i / (x - p_i)`` (poles
-``p_i = -b_i / m_i``), the pole ``P = max p_i`` (gammapy's ``-s_min``) is kept
-exactly and the other terms ``R`` are modelled by one pole ``a / (x - P')``
-matched to ``R`` and ``R'`` at the current point (:func:`pole_step`, a
-quadratic). ``1 / R`` is concave (a harmonic mean), so the model lies below
-``R`` and its root between ``P`` and the root: iterates never leave the domain
-and converge from the left, fast (exact with one or two distinct poles). The
-first point is ``x = 0`` whose sums come with the copy of the bins (no
-division), when ``0 > P``; else gammapy's lower bound. A model root outside
-the current bracket is replaced by bisection. Stop when the step is below
-``rtol`` times the norm's 1-sigma error, or when the step has shrunk by at
-least ``PREDICT_SHRINK`` and the error it leaves, predicted from quadratic
-convergence (``|d_k|^3 / d_(k-1)^2``), is below ``PREDICT_SAFETY`` times that
-tolerance (this saves the iteration that would only confirm the step).
-``niter`` counts the evaluations of the sums, the one at ``x = 0`` included
-(3.6 on average on the H.E.S.S. Crab map; gammapy's brentq takes ~9).
+Root search: scipy's ``brentq`` (``scipy/optimize/Zeros/brentq.c``), step for step
+(:func:`brentq_step`), as gammapy's ``BrentqFluxEstimator`` calls it: on
+``f(x) = sum_{m>0} m (1 - n / (b + x m))`` (gammapy's ``f_cash_root`` / 2; the factor
+2 changes no iterate) over the bracket ``[c_min / S_m - s_min, S_n / S_m - s_min]``,
+``xtol = 2e-12``, relative tolerance ``rtol`` (brentq's: it stops when half the bracket
+is below ``(xtol + rtol |x|) / 2``), at most ``max_niter`` iterations; the norm is
+``max(root, norm_min_total)``, ``niter`` brentq's iteration count (the two evaluations
+at the ends not included) and ``success`` its converged flag. Where gammapy's brentq
+raises (no sign change over the bracket, a NaN value, no convergence, ``rtol`` below
+``4 eps``) the norm is the physical limit, ``niter = max_niter`` and ``success = 0``,
+as gammapy's ``except`` clause sets them. ``errn``/``errp``/``ul`` run the same
+brentq on ``stat_best + n_sigma^2 - stat(x)`` over gammapy's brackets ``[norm - 100
+norm_err, norm]`` and ``[norm, norm + 100 norm_err]`` (``find_roots`` with one bin: no
+sampling, the bracket as it is), NaN where it fails. With gammapy's default
+``rtol = 0.01`` this returns gammapy's numbers (a norm within 1 % of the minimum), not
+the exact minimum; a small ``rtol`` (e.g. 1e-10) gives the minimum to rounding.
 """
 
 import math
@@ -67,11 +68,10 @@ __all__ = [
     "N_OUTPUTS",
     "OUTPUT_NAMES",
     "RATIO_INIT",
-    "PREDICT_SHRINK",
-    "PREDICT_SAFETY",
-    "STAT_TOL",
+    "BRENTQ_XTOL",
+    "BRENTQ_RTOL_MIN",
     "dense_bin",
-    "pole_step",
+    "brentq_step",
     "make_scan_functions",
 ]
 
@@ -91,14 +91,12 @@ OUTPUT_NAMES = (
     "norm_ul",
 )
 N_OUTPUTS = len(OUTPUT_NAMES)
-#: Largest ``|stat - target|`` at which a tiny Newton step ends a confidence search.
-STAT_TOL = 1e-6
 #: Initial value of the minimum of ``b / m`` (gammapy's ``1e14``).
 RATIO_INIT = 1e14
-#: A step must be this much shorter than the previous one for the predicted stop.
-PREDICT_SHRINK = 1e-3
-#: The predicted error must be below this fraction of the tolerance.
-PREDICT_SAFETY = 0.1
+#: brentq's absolute tolerance (scipy's default, which gammapy keeps).
+BRENTQ_XTOL = 2e-12
+#: Smallest ``rtol`` scipy's brentq accepts (``4 eps``; below it raises ValueError).
+BRENTQ_RTOL_MIN = 4.0 * 2.220446049250313e-16
 
 
 def dense_bin(
@@ -130,26 +128,67 @@ def dense_bin(
     return sum_pos, sum_neg, sum_b, ratio_min, ratio_up
 
 
-def pole_step(x, sn_min, c_min, s_model, rest, rest_grad):
-    """Root of the model ``c_min / (x - P) + a / (x - P') = s_model`` (``P = -sn_min``).
+def brentq_step(xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, xtol, rtol):
+    """One iteration of scipy's ``brentq`` (``scipy/optimize/Zeros/brentq.c``).
 
-    ``a / (x - P')`` matches the value ``rest`` and the slope ``-rest_grad`` of the
-    other counted terms at ``x``; without other terms the root is ``P + c_min / S``.
+    The state is brentq's: ``xcur`` the latest point (value ``fcur``), ``xpre`` the
+    previous one, ``xblk`` the other end of the bracket. Returns the new state and
+    ``done``: when ``done``, ``xcur`` is the root (converged: ``fcur == 0`` or half the
+    bracket below ``(xtol + rtol |xcur|) / 2``); else ``xcur`` is the next point, whose
+    value the caller puts in ``fcur``. A zero denominator (an infinite or NaN trial
+    step in C, rejected by the step test) bisects.
     """
-    if rest > 0.0 and rest_grad > 0.0:
-        dist = rest / rest_grad
-        weight = rest * dist
-        shift = x - dist + sn_min  # P' - P
-        b_coef = s_model * shift + c_min + weight
-        disc = b_coef * b_coef - 4.0 * s_model * c_min * shift
-        if disc < 0.0:
-            disc = 0.0
-        if b_coef > 0.0:
-            u = (b_coef + math.sqrt(disc)) / (2.0 * s_model)
+    if fpre != 0.0 and fcur != 0.0 and (fpre < 0.0) != (fcur < 0.0):
+        xblk = xpre
+        fblk = fpre
+        spre = xcur - xpre
+        scur = spre
+    if abs(fblk) < abs(fcur):
+        xpre = xcur
+        xcur = xblk
+        xblk = xpre
+        fpre = fcur
+        fcur = fblk
+        fblk = fpre
+    delta = (xtol + rtol * abs(xcur)) / 2.0
+    sbis = (xblk - xcur) / 2.0
+    if fcur == 0.0 or abs(sbis) < delta:
+        return xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, True
+    bisect = True
+    if abs(spre) > delta and abs(fcur) < abs(fpre):
+        stry = 0.0
+        if xpre == xblk:
+            # interpolate
+            den = fcur - fpre
+            if den != 0.0:
+                stry = -fcur * (xcur - xpre) / den
+                bisect = False
+        elif xpre != xcur:
+            # extrapolate
+            dpre = (fpre - fcur) / (xpre - xcur)
+            dblk = (fblk - fcur) / (xblk - xcur)
+            den = dblk * dpre * (fblk - fpre)
+            if den != 0.0:
+                stry = -fcur * (fblk * dblk - fpre * dpre) / den
+                bisect = False
+        if not bisect and 2.0 * abs(stry) < min(abs(spre), 3.0 * abs(sbis) - delta):
+            # good short step
+            spre = scur
+            scur = stry
         else:
-            u = 2.0 * c_min * shift / (b_coef - math.sqrt(disc))
-        return u - sn_min
-    return c_min / s_model - sn_min
+            bisect = True
+    if bisect:
+        spre = sbis
+        scur = sbis
+    xpre = xcur
+    fpre = fcur
+    if abs(scur) > delta:
+        xcur += scur
+    elif sbis > 0.0:
+        xcur += delta
+    else:
+        xcur -= delta
+    return xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, False
 
 
 def make_scan_functions(compile_function):
@@ -174,7 +213,9 @@ def make_scan_functions(compile_function):
         ``j = order[first:last]`` (pixel ``j`` is ``(pix_y[j], pix_x[j])``, its
         footprint ``[y, y + ky) x [x, x + kx)`` of the padded layers; its
         ``dense_pixel`` sums are ``lin_sums[lin_row, :, x - lin_offset]``) and writes
-        column ``j`` of ``out`` (rows in :data:`OUTPUT_NAMES` order), using row
+        column ``j`` of ``out`` (rows in :data:`OUTPUT_NAMES` order; ``guess`` is
+        :func:`rtafast_kernels.tsmap_numpy.pixel_inputs`: row 0 the initial norms,
+        row 1 the counts outside gammapy's footprint), using row
         ``row`` of ``scratch`` (shape ``(rows, 4, L * ky * kx)``: counts, model,
         background and ``b / m`` of the stored bins). ``tables = (e_lin, b_lin,
         kidx, ktab, inv_ktab, start, lcol, lk, ln, lb, le, lc0, lib, lrb)`` (see
@@ -189,7 +230,7 @@ def make_scan_functions(compile_function):
     cash_term = compile_function(element.cash_term)
     cash_dmu = compile_function(element.cash_dmu)
     dense_bin_c = compile_function(dense_bin)
-    pole_step_c = compile_function(pole_step)
+    brentq_step_c = compile_function(brentq_step)
 
     def dense_pixel(y, x, e_lin, b_lin, r_lin, kidx, ktab, inv_ktab, neg_inv_ktab, ny_pad, nx_pad):
         layers = kidx.shape[0] // (ny_pad * nx_pad)
@@ -307,8 +348,7 @@ def make_scan_functions(compile_function):
         target,
         start,
         end,
-        x0,
-        tol,
+        rtol,
         max_niter,
         lin,
         scratch,
@@ -325,112 +365,77 @@ def make_scan_functions(compile_function):
         ny_pad,
         nx_pad,
     ):
-        """Norm between ``start`` and ``end`` where the statistic equals ``target``.
+        """Root of ``target - stat`` in ``[start, end]`` as gammapy's ``find_roots``.
 
-        NaN when the statistic minus target has the same sign at both ends (as
-        gammapy's ``find_roots`` with one bin) or the search does not converge.
+        ``find_roots`` with one bin runs scipy's brentq (``xtol`` 2e-12) on the bracket
+        as it is: NaN when the ends have the same sign, a value is NaN or brentq does
+        not converge in ``max_niter`` iterations.
         """
-        if not (math.isfinite(start) and math.isfinite(end)):
+        if rtol < BRENTQ_RTOL_MIN:
             return math.nan
-        # both ends through one call site (each call site is one inlined copy)
-        g_start = 0.0
-        g_end = 0.0
-        for side in range(2):
-            value = stat_grad_c(
-                start if side == 0 else end,
-                lin,
-                scratch,
-                row,
-                n_front,
-                n_back,
-                const,
-                y,
-                x,
-                e_lin,
-                b_lin,
-                kidx,
-                ktab,
-                ny_pad,
-                nx_pad,
-            )[0]
-            if side == 0:
-                g_start = value - target
-            else:
-                g_end = value - target
-        if g_start == 0.0:
-            return start
-        if g_end == 0.0:
-            return end
-        if (g_start > 0.0) == (g_end > 0.0) or not math.isfinite(g_start + g_end):
-            return math.nan
-        if g_start < 0.0:
-            neg = start
-            pos = end
-        else:
-            neg = end
-            pos = start
-        lo = min(neg, pos)
-        hi = max(neg, pos)
-        xc = x0
-        if not (lo < xc < hi):
-            xc = 0.5 * (lo + hi)
-        for _ in range(max_niter):
-            value, grad = stat_grad_c(
-                xc,
-                lin,
-                scratch,
-                row,
-                n_front,
-                n_back,
-                const,
-                y,
-                x,
-                e_lin,
-                b_lin,
-                kidx,
-                ktab,
-                ny_pad,
-                nx_pad,
+        xpre = start
+        xcur = end
+        xblk = 0.0
+        fpre = 0.0
+        fcur = 0.0
+        fblk = 0.0
+        spre = 0.0
+        scur = 0.0
+        # both ends and every iterate through one call site (one inlined copy)
+        for k in range(max_niter + 1):
+            point = start if k == 0 else xcur
+            value = (
+                target
+                - stat_grad_c(
+                    point,
+                    lin,
+                    scratch,
+                    row,
+                    n_front,
+                    n_back,
+                    const,
+                    y,
+                    x,
+                    e_lin,
+                    b_lin,
+                    kidx,
+                    ktab,
+                    ny_pad,
+                    nx_pad,
+                )[0]
             )
-            g = value - target
-            if g == 0.0:
-                return xc
-            if g < 0.0:
-                neg = xc
-            else:
-                pos = xc
-            lo = min(neg, pos)
-            hi = max(neg, pos)
-            new = xc - g / grad if grad != 0.0 else math.nan
-            if not (lo < new < hi):
-                new = 0.5 * (lo + hi)
-            # a tiny step is only trusted where the statistic is continuous: across
-            # the jump of a truncated bin the step is tiny but g is not
-            if (abs(new - xc) <= tol and abs(g) <= STAT_TOL) or hi - lo <= tol:
-                return new
-            xc = new
+            if value != value:
+                return math.nan
+            if k == 0:
+                fpre = value
+                continue
+            fcur = value
+            if k == 1:
+                if fpre == 0.0:
+                    return start
+                if fcur == 0.0:
+                    return end
+                if (fpre < 0.0) == (fcur < 0.0):
+                    return math.nan
+            xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, done = brentq_step_c(
+                xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, BRENTQ_XTOL, rtol
+            )
+            if done:
+                return xcur
         return math.nan
 
     confidence_c = compile_function(confidence)
 
-    def counted_sums(x_norm, scratch, row, n_front, i_min):
-        """Sums ``sum n q`` and ``sum n q^2`` (``q = m / mu = 1 / (x + b / m)``) of the
-        counted bins but ``i_min`` (row 3 of the scratch holds their ``b / m``)."""
-        rest = 0.0
-        rest_grad = 0.0
-        for i in range(i_min):
-            q = 1.0 / (x_norm + scratch[row, 3, i])
-            w = scratch[row, 0, i] * q
-            rest += w
-            rest_grad += w * q
-        for i in range(i_min + 1, n_front):
-            q = 1.0 / (x_norm + scratch[row, 3, i])
-            w = scratch[row, 0, i] * q
-            rest += w
-            rest_grad += w * q
-        return rest, rest_grad
+    def cash_root(x_norm, scratch, row, n_front, s_empty):
+        """gammapy's ``f_cash_root`` / 2: ``sum m (1 - n / (b + x m))`` over the bins
+        with ``m > 0`` (``m`` where ``n = 0``: ``s_empty`` holds their sum)."""
+        total = s_empty
+        for i in range(n_front):
+            m = scratch[row, 1, i]
+            total += m * (1.0 - scratch[row, 0, i] / (x_norm * m + scratch[row, 2, i]))
+        return total
 
-    counted_sums_c = compile_function(counted_sums)
+    cash_root_c = compile_function(cash_root)
 
     def fit_pixels(
         first,
@@ -492,8 +497,6 @@ def make_scan_functions(compile_function):
             r_min = RATIO_INIT
             i_min = -1
             r_total = RATIO_INIT
-            f_zero = 0.0
-            g_zero = 0.0
             if regular:
                 # every listed bin has n > 0 and m >= 0: counted (m > 0) or constant
                 for layer in range(layers):
@@ -512,10 +515,6 @@ def make_scan_functions(compile_function):
                             stat0 += c0
                             if m > 0.0:
                                 r = lrb[i] * inv_ktab[kid, dy, dx]
-                                q = m * lib[i]
-                                w = n * q
-                                f_zero += w
-                                g_zero += w * q
                                 if r < r_min:
                                     r_min = r
                                     i_min = n_front
@@ -557,10 +556,6 @@ def make_scan_functions(compile_function):
                                     r_total = r
                                 if n > 0.0:
                                     s_counts += n
-                                    q = m * lib[i]
-                                    w = n * q
-                                    f_zero += w
-                                    g_zero += w * q
                                     if r < r_min:
                                         r_min = r
                                         i_min = n_front
@@ -587,14 +582,13 @@ def make_scan_functions(compile_function):
                                 scratch[row, 1, size - n_back] = m
                                 scratch[row, 2, size - n_back] = b
             c_min = 1.0
-            w_min = 0.0
-            g_min = 0.0
             if i_min >= 0:
-                # the counted bin with the largest pole -b / m, kept out of the modelled sums
+                # counts of the counted bin with the smallest b / m (gammapy's c_min)
                 c_min = scratch[row, 0, i_min]
-                q = scratch[row, 1, i_min] * (1.0 / scratch[row, 2, i_min])
-                w_min = c_min * q
-                g_min = w_min * q
+            # counts of bins outside gammapy's footprint (a kernel zero-padded to a
+            # larger one's shape): not in gammapy's sum of counts nor its bracket
+            sum_n -= guess[1, j]
+            s_counts -= guess[1, j]
             sum_m += lin_m
             sum_b += lin_b
             s_model += lin_pos
@@ -608,7 +602,7 @@ def make_scan_functions(compile_function):
             niter = 0
             success = 1.0
             fit = True
-            norm = guess[j]
+            norm = guess[0, j]
             if use_threshold:
                 stat_guess = stat_grad_c(
                     norm,
@@ -635,69 +629,57 @@ def make_scan_functions(compile_function):
                     # f = sum of m > 0 > 0 everywhere: the statistic increases from the
                     # limit on (gammapy's brentq finds no sign change and fails)
                     norm = norm_min_total
-                else:
-                    sn_min = r_min
-                    lo = c_min / s_model - sn_min
-                    hi = s_counts / s_model - sn_min
+                    niter = max_niter
                     success = 0.0
-                    root = lo
-                    step_prev = 0.0
-                    if sn_min > 0.0:
-                        # x = 0 is right of the pole: its sums came with the copy
-                        x_norm = 0.0
-                        rest = f_zero - w_min
-                        rest_grad = g_zero - g_min
-                    else:
-                        x_norm = lo
-                        rest, rest_grad = counted_sums_c(x_norm, scratch, row, n_front, i_min)
-                    for it in range(max_niter):
-                        if it > 0:
-                            rest, rest_grad = counted_sums_c(x_norm, scratch, row, n_front, i_min)
-                        niter += 1
-                        inv_pole = 1.0 / (x_norm + sn_min)
-                        f_pole = c_min * inv_pole
-                        total = f_pole + rest
-                        curv = f_pole * inv_pole + rest_grad
-                        if total == s_model:
-                            root = x_norm
-                            success = 1.0
-                            break
-                        if total > s_model:
-                            if x_norm > lo:
-                                lo = x_norm
-                        elif total < s_model and x_norm < hi:
-                            hi = x_norm
-                        new = pole_step_c(x_norm, sn_min, c_min, s_model, rest, rest_grad)
-                        step = abs(new - x_norm)
-                        tol = rtol / math.sqrt(curv)
-                        if step <= tol:
-                            # converged (near the root, rounding can put the model
-                            # root a hair outside the bracket: test the step first)
-                            root = new
-                            success = 1.0
-                            break
-                        modelled = lo <= new <= hi
-                        if not modelled:
-                            new = 0.5 * (lo + hi)
-                            step = abs(new - x_norm)
-                        if hi - lo <= tol:
-                            root = new
-                            success = 1.0
-                            break
-                        if (
-                            modelled
-                            and step <= PREDICT_SHRINK * step_prev
-                            and step * step * step <= PREDICT_SAFETY * tol * step_prev * step_prev
-                        ):
-                            root = new
-                            success = 1.0
-                            break
-                        step_prev = step if modelled else 0.0
-                        x_norm = new
-                    if success > 0.0:
-                        norm = max(root, norm_min_total)
-                    else:
-                        norm = norm_min_total
+                else:
+                    # scipy's brentq on gammapy's bracket (norm_bounds); a sign error,
+                    # a NaN or no convergence is gammapy's failure
+                    x_lo = c_min / s_model - r_min
+                    x_hi = s_counts / s_model - r_min
+                    norm = norm_min_total
+                    niter = max_niter
+                    success = 0.0
+                    xpre = x_lo
+                    xcur = x_hi
+                    xblk = 0.0
+                    fpre = 0.0
+                    fcur = 0.0
+                    fblk = 0.0
+                    spre = 0.0
+                    scur = 0.0
+                    if rtol >= BRENTQ_RTOL_MIN:
+                        # both ends and every iterate through one call site
+                        for k in range(max_niter + 1):
+                            value = cash_root_c(
+                                x_lo if k == 0 else xcur, scratch, row, n_front, s_m_empty
+                            )
+                            if value != value:
+                                break
+                            if k == 0:
+                                fpre = value
+                                continue
+                            fcur = value
+                            if k == 1:
+                                if fpre == 0.0:
+                                    norm = max(x_lo, norm_min_total)
+                                    niter = 0
+                                    success = 1.0
+                                    break
+                                if fcur == 0.0:
+                                    norm = max(x_hi, norm_min_total)
+                                    niter = 0
+                                    success = 1.0
+                                    break
+                                if (fpre < 0.0) == (fcur < 0.0):
+                                    break
+                            xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, done = brentq_step_c(
+                                xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, BRENTQ_XTOL, rtol
+                            )
+                            if done:
+                                norm = max(xcur, norm_min_total)
+                                niter = k
+                                success = 1.0
+                                break
             # final pass: statistic and curvature at the norm
             stat = const
             curvature = 0.0
@@ -721,8 +703,6 @@ def make_scan_functions(compile_function):
                 stat += linear_exact_c(norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad)[0]
             stat = 2.0 * stat
             norm_err = n_sigma / math.sqrt(curvature) if curvature > 0.0 else math.inf
-            sigma1 = norm_err / n_sigma
-            tol = rtol * sigma1 if math.isfinite(sigma1) else 0.0
             errn = math.nan
             errp = math.nan
             ul = math.nan
@@ -734,23 +714,19 @@ def make_scan_functions(compile_function):
                     target = stat + n_sigma_ul * n_sigma_ul
                     start_norm = norm
                     end_norm = norm + 1e2 * norm_err
-                    x0 = norm + n_sigma_ul * sigma1
                 elif search == 0:
                     target = stat + n_sigma * n_sigma
                     start_norm = norm
                     end_norm = norm + 1e2 * norm_err
-                    x0 = norm + n_sigma * sigma1
                 else:
                     target = stat + n_sigma * n_sigma
                     start_norm = norm - 1e2 * norm_err
                     end_norm = norm
-                    x0 = norm - n_sigma * sigma1
                 found = confidence_c(
                     target,
                     start_norm,
                     end_norm,
-                    x0,
-                    tol,
+                    rtol,
                     max_niter,
                     lin,
                     scratch,

@@ -14,7 +14,7 @@ import numpy as np
 
 from .jit import cpu, cpu_kernel
 from .tsmap_element import N_OUTPUTS, RATIO_INIT, make_scan_functions
-from .tsmap_numpy import scan_tables
+from .tsmap_numpy import pixel_inputs, scan_tables
 
 __all__ = ["ts_scan_numba"]
 
@@ -235,7 +235,7 @@ def ts_scan_numba(inputs, parallel=True):
         bool(t.regular),
         int(t.ny_pad),
         int(t.nx_pad),
-        np.ascontiguousarray(inputs.guess, dtype=np.float64),
+        pixel_inputs(inputs),
         float(inputs.threshold),
         bool(inputs.use_threshold),
         float(inputs.n_sigma),

@@ -16,14 +16,13 @@ import numpy as np
 
 from .element import LOG_TRUNCATION_VALUE, TRUNCATION_VALUE
 from .tsmap_element import (
+    BRENTQ_RTOL_MIN,
+    BRENTQ_XTOL,
     N_OUTPUTS,
-    PREDICT_SAFETY,
-    PREDICT_SHRINK,
     RATIO_INIT,
-    STAT_TOL,
 )
 
-__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "ts_scan_numpy"]
+__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "pixel_inputs", "ts_scan_numpy"]
 
 
 @dataclass
@@ -52,11 +51,16 @@ class TSScanInputs:
     n_sigma, n_sigma_ul : float
         Error and upper-limit confidence (in sigma).
     rtol : float
-        Stop when the step is below ``rtol`` times the norm's 1-sigma error.
+        brentq's relative tolerance (gammapy's ``rtol``) of the fit and of the
+        confidence searches (``xtol`` is scipy's 2e-12).
     max_niter : int
-        Iteration cap of each root search.
+        brentq's ``maxiter`` of each root search.
     want_errs, want_ul : bool
         Compute ``norm_errn``/``norm_errp``, ``norm_ul``.
+    ring_counts : ndarray, shape (npix,), float64, optional
+        Counts of each pixel's footprint bins that gammapy's footprint does not have
+        (a kernel zero-padded to a larger kernel's shape): left out of the sum of
+        counts (the trivial-fit test) and of the bracket's upper end.
     """
 
     counts: np.ndarray
@@ -75,6 +79,17 @@ class TSScanInputs:
     max_niter: int = 100
     want_errs: bool = False
     want_ul: bool = False
+    ring_counts: np.ndarray | None = None
+
+
+def pixel_inputs(inputs):
+    """Per-pixel inputs of the compiled kernels, shape ``(2, npix)``: the initial
+    norms and ``ring_counts`` (0 without)."""
+    out = np.zeros((2, inputs.pix_y.size))
+    out[0] = inputs.guess
+    if inputs.ring_counts is not None:
+        out[1] = inputs.ring_counts
+    return out
 
 
 @dataclass
@@ -231,6 +246,7 @@ class _Footprint:
         self.t = tables
         self.py = np.asarray(inputs.pix_y, dtype=np.int64)
         self.px = np.asarray(inputs.pix_x, dtype=np.int64)
+        self.ring_counts = pixel_inputs(inputs)[1]
         self.layers = tables.kidx.size // (tables.ny_pad * tables.nx_pad)
         self.ky, self.kx = tables.ktab.shape[1:]
 
@@ -311,7 +327,7 @@ def _gather(fp):
             s.lin_up = np.where(up < s.lin_up, up, s.lin_up)
     s.lin_m = s.lin_pos + s.lin_neg
     names = ("const", "stat0", "sum_n", "sum_m", "sum_b", "s_counts", "s_model", "s_m_empty")
-    for name in names + ("f_zero", "g_zero"):
+    for name in names:
         setattr(s, name, np.zeros(shape))
     s.n_front = np.zeros(shape, dtype=np.int64)
     s.r_min = np.full(shape, RATIO_INIT)
@@ -328,11 +344,6 @@ def _gather(fp):
         s.r_total = np.where(positive & (r < s.r_total), r, s.r_total)
         front = positive & (n > 0)
         s.s_counts = _add(s.s_counts, front, n)
-        with np.errstate(invalid="ignore", over="ignore"):
-            q = m * ib
-            w = n * q
-            s.f_zero = _add(s.f_zero, front, w)
-            s.g_zero = _add(s.g_zero, front, w * q)
         better = front & (r < s.r_min)
         s.r_min = np.where(better, r, s.r_min)
         s.o_min = np.where(better, o, s.o_min)
@@ -347,12 +358,11 @@ def _gather(fp):
         # the element's fast copy loop (all listed n > 0): s_counts = sum_n, r_total = r_min
         s.s_counts = s.sum_n.copy()
         s.r_total = s.r_min.copy()
+    # counts outside gammapy's footprint (a zero-padded kernel): not gammapy's
+    s.sum_n = s.sum_n - fp.ring_counts
+    s.s_counts = s.s_counts - fp.ring_counts
     has_min = s.o_min >= 0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q = m_c * (1.0 / b_c)
-        s.c_min = np.where(has_min, n_c, 1.0)
-        s.w_min = np.where(has_min, n_c * q, 0.0)
-        s.g_min = np.where(has_min, s.w_min * q, 0.0)
+    s.c_min = np.where(has_min, n_c, 1.0)
     s.sum_m = s.sum_m + s.lin_m
     s.sum_b = s.sum_b + s.lin_b
     s.s_model = s.s_model + s.lin_pos
@@ -403,134 +413,108 @@ def _stat_grad(fp, s, x):
     return 2.0 * stat, 2.0 * grad
 
 
-def _counted_sums(front_bins, s, x):
-    rest = np.zeros(x.shape)
-    rest_grad = np.zeros(x.shape)
-    for o, front, n, _, _, r in front_bins:
-        use = front & (o != s.o_min)
+def _cash_root(front_bins, s, x):
+    """gammapy's ``f_cash_root`` / 2 at norms ``x`` (the element's ``cash_root``)."""
+    total = s.s_m_empty.copy()
+    for _, front, n, b, m, _ in front_bins:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            q = 1.0 / (x + r)
-            w = n * q
-            rest = _add(rest, use, w)
-            rest_grad = _add(rest_grad, use, w * q)
-    return rest, rest_grad
+            total = _add(total, front, m * (1.0 - n / (x * m + b)))
+    return total
 
 
-def _pole_step(x, sn_min, c_min, s_model, rest, rest_grad):
-    """Vectorised :func:`rtafast_kernels.tsmap_element.pole_step`."""
+def _brentq_step(state, xtol, rtol):
+    """Vectorised :func:`rtafast_kernels.tsmap_element.brentq_step`: ``(state, done)``."""
+    xpre, xcur, xblk, fpre, fcur, fblk, spre, scur = state
+    flip = (fpre != 0) & (fcur != 0) & ((fpre < 0) != (fcur < 0))
+    xblk = np.where(flip, xpre, xblk)
+    fblk = np.where(flip, fpre, fblk)
+    spre = np.where(flip, xcur - xpre, spre)
+    scur = np.where(flip, spre, scur)
+    swap = np.abs(fblk) < np.abs(fcur)
+    xpre, xcur, xblk = (
+        np.where(swap, xcur, xpre),
+        np.where(swap, xblk, xcur),
+        np.where(swap, xcur, xblk),
+    )
+    fpre, fcur, fblk = (
+        np.where(swap, fcur, fpre),
+        np.where(swap, fblk, fcur),
+        np.where(swap, fcur, fblk),
+    )
+    delta = (xtol + rtol * np.abs(xcur)) / 2.0
+    sbis = (xblk - xcur) / 2.0
+    done = (fcur == 0) | (np.abs(sbis) < delta)
+    trial = (np.abs(spre) > delta) & (np.abs(fcur) < np.abs(fpre))
+    interp = xpre == xblk
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        dist = rest / rest_grad
-        weight = rest * dist
-        shift = x - dist + sn_min
-        b_coef = s_model * shift + c_min + weight
-        disc = b_coef * b_coef - 4.0 * s_model * c_min * shift
-        disc = np.where(disc < 0.0, 0.0, disc)
-        root = np.sqrt(disc)
-        u = np.where(
-            b_coef > 0.0, (b_coef + root) / (2.0 * s_model), 2.0 * c_min * shift / (b_coef - root)
+        den_i = fcur - fpre
+        stry_i = -fcur * (xcur - xpre) / den_i
+        dpre = (fpre - fcur) / (xpre - xcur)
+        dblk = (fblk - fcur) / (xblk - xcur)
+        den_e = dblk * dpre * (fblk - fpre)
+        stry_e = -fcur * (fblk * dblk - fpre * dpre) / den_e
+        valid = np.where(interp, den_i != 0, (xpre != xcur) & (den_e != 0))
+        stry = np.where(interp, stry_i, stry_e)
+        good = (
+            trial
+            & valid
+            & (2.0 * np.abs(stry) < np.minimum(np.abs(spre), 3.0 * np.abs(sbis) - delta))
         )
-        modelled = u - sn_min
-        single = c_min / s_model - sn_min
-    return np.where((rest > 0.0) & (rest_grad > 0.0), modelled, single)
+    spre = np.where(good, scur, sbis)
+    scur = np.where(good, stry, sbis)
+    step = np.where(np.abs(scur) > delta, scur, np.where(sbis > 0, delta, -delta))
+    return (xcur, xcur + step, xblk, fcur, fcur, fblk, spre, scur), done, xcur
 
 
-def _solve(fp, s, active, rtol, max_niter):
-    """Root search of the active pixels: ``(root, niter, converged)``."""
-    shape = active.shape
-    front_bins, _ = _listed_bins(fp, s)
-    sn_min = s.r_min
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = s.c_min / s.s_model - sn_min
-        hi = s.s_counts / s.s_model - sn_min
-    free = sn_min > 0.0
-    x = np.where(free, 0.0, lo)
-    x = np.where(active, x, 0.0)
-    rest, rest_grad = _counted_sums(front_bins, s, x)
-    rest = np.where(free, s.f_zero - s.w_min, rest)
-    rest_grad = np.where(free, s.g_zero - s.g_min, rest_grad)
-    root = lo.copy()
-    niter = np.zeros(shape)
+def _brentq(f, a, b, active, rtol, max_niter):
+    """scipy's brentq on ``[a, b]`` for the active pixels: ``(root, niter, converged)``.
+
+    Where brentq raises (same signs at the ends, a NaN value, ``rtol`` below ``4 eps``)
+    or does not converge: root NaN, ``niter = max_niter``, not converged.
+    """
+    shape = a.shape
+    root = np.full(shape, np.nan)
+    niter = np.full(shape, float(max_niter))
     converged = np.zeros(shape, dtype=bool)
-    step_prev = np.zeros(shape)
-    for it in range(max_niter):
-        if not active.any():
-            break
-        if it > 0:
-            rest, rest_grad = _counted_sums(front_bins, s, np.where(active, x, 0.0))
-        niter += active
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv_pole = 1.0 / (x + sn_min)
-            f_pole = s.c_min * inv_pole
-            total = f_pole + rest
-            curv = f_pole * inv_pole + rest_grad
-        exact = active & (total == s.s_model)
-        root = np.where(exact, x, root)
-        converged |= exact
-        active = active & ~exact
-        lo = np.where(active & (total > s.s_model) & (x > lo), x, lo)
-        hi = np.where(active & (total < s.s_model) & (x < hi), x, hi)
-        new = _pole_step(x, sn_min, s.c_min, s.s_model, rest, rest_grad)
-        step = np.abs(new - x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tol = rtol / np.sqrt(curv)
-        small = step <= tol
-        modelled = (lo <= new) & (new <= hi)
-        bisect = ~small & ~modelled
-        new = np.where(bisect, 0.5 * (lo + hi), new)
-        step = np.where(bisect, np.abs(new - x), step)
-        stop = small | (hi - lo <= tol)
-        stop |= (
-            modelled
-            & (step <= PREDICT_SHRINK * step_prev)
-            & (step * step * step <= PREDICT_SAFETY * tol * step_prev * step_prev)
-        )
-        stop &= active
-        root = np.where(stop, new, root)
+    if rtol < BRENTQ_RTOL_MIN or max_niter < 1 or not active.any():
+        return root, niter, converged
+    fa = f(a)
+    fb = f(b)
+    live = active & ~np.isnan(fa) & ~np.isnan(fb)
+    for hit, point in ((live & (fa == 0), a), (live & (fa != 0) & (fb == 0), b)):
+        root[hit] = point[hit]
+        niter[hit] = 0.0
+        converged |= hit
+        live &= ~hit
+    live &= (fa < 0) != (fb < 0)
+    zero = np.zeros(shape)
+    state = (a, b, zero, fa, fb, zero, zero, zero)
+    for it in range(1, max_niter + 1):
+        new, done, xdone = _brentq_step(state, BRENTQ_XTOL, rtol)
+        stop = live & done
+        root[stop] = xdone[stop]
+        niter[stop] = it
         converged |= stop
-        active = active & ~stop
-        step_prev = np.where(modelled, step, 0.0)
-        x = np.where(active, new, x)
+        live &= ~done
+        if it == max_niter or not live.any():
+            break
+        state = tuple(np.where(live, n, o) for n, o in zip(new, state, strict=True))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            fc = f(state[1])
+        live &= ~np.isnan(fc)
+        state = state[:4] + (np.where(live, fc, state[4]),) + state[5:]
     return root, niter, converged
 
 
-def _confidence(stat_grad, target, start, end, x0, tol, max_niter):
+def _confidence(stat_grad, target, start, end, rtol, max_niter):
     """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap_element`."""
-    result = np.full(start.shape, np.nan)
-    finite = np.isfinite(start) & np.isfinite(end)
-    g_start = stat_grad(np.where(finite, start, 0.0))[0] - target
-    g_end = stat_grad(np.where(finite, end, 0.0))[0] - target
-    done = ~finite
-    hit = ~done & (g_start == 0)
-    result[hit] = start[hit]
-    done |= hit
-    hit = ~done & (g_end == 0)
-    result[hit] = end[hit]
-    done |= hit
-    done |= ((g_start > 0) == (g_end > 0)) | ~np.isfinite(g_start + g_end)
-    neg = np.where(g_start < 0, start, end)
-    pos = np.where(g_start < 0, end, start)
-    lo, hi = np.minimum(neg, pos), np.maximum(neg, pos)
-    x = np.where((lo < x0) & (x0 < hi), x0, 0.5 * (lo + hi))
-    for _ in range(max_niter):
-        if done.all():
-            break
-        value, grad = stat_grad(np.where(done, 0.0, x))
-        g = value - target
-        exact = ~done & (g == 0)
-        result[exact] = x[exact]
-        done |= exact
-        neg = np.where(~done & (g < 0), x, neg)
-        pos = np.where(~done & (g > 0), x, pos)
-        lo, hi = np.minimum(neg, pos), np.maximum(neg, pos)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(grad != 0, x - g / grad, np.nan)
-        new = np.where((lo < new) & (new < hi), new, 0.5 * (lo + hi))
-        small = (np.abs(new - x) <= tol) & (np.abs(g) <= STAT_TOL)
-        stop = ~done & (small | (hi - lo <= tol))
-        result[stop] = new[stop]
-        done |= stop
-        x = np.where(done, x, new)
-    return result
+
+    def f(x):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return target - stat_grad(x)[0]
+
+    root, _, _ = _brentq(f, start, end, np.ones(start.shape, dtype=bool), rtol, max_niter)
+    return root
 
 
 def ts_scan_numpy(inputs):
@@ -559,8 +543,16 @@ def ts_scan_numpy(inputs):
     norm = np.where(trivial, s.norm_min_total, norm)
     no_front = fit & ~trivial & (s.n_front == 0)
     norm = np.where(no_front, s.norm_min_total, norm)
+    niter = np.where(no_front, float(max_niter), niter)
+    success = np.where(no_front, 0.0, success)
     active = fit & ~trivial & ~no_front
-    root, iterations, converged = _solve(fp, s, active, float(inputs.rtol), max_niter)
+    front_bins, _ = _listed_bins(fp, s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_lo = s.c_min / s.s_model - s.r_min
+        x_hi = s.s_counts / s.s_model - s.r_min
+    root, iterations, converged = _brentq(
+        lambda x: _cash_root(front_bins, s, x), x_lo, x_hi, active, float(inputs.rtol), max_niter
+    )
     niter = np.where(active, iterations, niter)
     success = np.where(active, converged.astype(float), success)
     norm = np.where(
@@ -583,26 +575,17 @@ def ts_scan_numpy(inputs):
     stat = 2.0 * np.where(above, stat + (s.lin_b + norm * s.lin_m), stat + value)
     with np.errstate(divide="ignore"):
         norm_err = np.where(curvature > 0, inputs.n_sigma / np.sqrt(curvature), np.inf)
-    sigma1 = norm_err / inputs.n_sigma
-    tol = np.where(np.isfinite(sigma1), inputs.rtol * sigma1, 0.0)
     out = np.full((N_OUTPUTS, shape[0]), np.nan)
+    rtol = float(inputs.rtol)
     if inputs.want_errs:
         target = stat + inputs.n_sigma**2
-        up = norm + 1e2 * norm_err
-        found = _confidence(
-            stat_grad, target, norm, up, norm + inputs.n_sigma * sigma1, tol, max_niter
-        )
+        found = _confidence(stat_grad, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
         out[10] = found - norm
-        down = norm - 1e2 * norm_err
-        found = _confidence(
-            stat_grad, target, down, norm, norm - inputs.n_sigma * sigma1, tol, max_niter
-        )
+        found = _confidence(stat_grad, target, norm - 1e2 * norm_err, norm, rtol, max_niter)
         out[9] = norm - found
     if inputs.want_ul:
         target = stat + inputs.n_sigma_ul**2
-        up = norm + 1e2 * norm_err
-        x0 = norm + inputs.n_sigma_ul * sigma1
-        out[11] = _confidence(stat_grad, target, norm, up, x0, tol, max_niter)
+        out[11] = _confidence(stat_grad, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
     npred = s.sum_b + norm * s.sum_m
     out[0], out[1], out[2], out[3], out[4] = norm, norm_err, s.stat_null - stat, stat, s.stat_null
     out[5], out[6], out[7], out[8] = niter, success, npred, npred - s.sum_b

@@ -365,10 +365,20 @@ def test_ts_maps_of_successive_windows_reuse_the_kernel(simulated_observation):
         assert (cache.misses, cache.rescaled) == (1, step)
     fresh = TSMapEstimator(cache=TSInputCache(), **kwargs).run(dataset)
     assert np.nanmax(fresh["ts"].data) > 25
+    # gammapy's brentq (which rtafast runs) fails where the root is on its bracket's
+    # lower end and rounding gives both ends one sign (its norm map is then NaN): the
+    # rescaled inputs round differently, so such a pixel may fail in one map only
+    ok, ok_fresh = result["success"].data > 0, fresh["success"].data > 0
+    assert (ok != ok_fresh).sum() <= 2
     for name in ["ts", "norm", "norm_err", "npred"]:
         np.testing.assert_allclose(
-            result[name].data, fresh[name].data, rtol=1e-5, atol=1e-7, err_msg=name
+            result[name].data[ok & ok_fresh],
+            fresh[name].data[ok & ok_fresh],
+            rtol=1e-5,
+            atol=1e-7,
+            err_msg=name,
         )
+    np.testing.assert_allclose(result["ts"].data, fresh["ts"].data, rtol=1e-5, atol=1e-7)
 
 
 def test_single_observation_dataset_equals_stacking_it(simulated_observation):

@@ -6,9 +6,11 @@ The reference runs gammapy's TSMapEstimator in the test, tight (``rtol=1e-6``,
 selected); the same pixels are fitted. Backends agree with each other to 1e-9
 relative (the cuda backend, simulated, on a 0.4 deg cutout, against numpy on it).
 
-Pixels where gammapy's own root search fails (``success`` False: its bracket's
-ends have the same sign by rounding; 149 of 14919 pixels on CTA 1DC, none on the
-Crab) are not compared; rtafast must converge there.
+rtafast runs gammapy's brentq with the same arguments (``rtol=1e-6``,
+``max_niter=1000``). Pixels where gammapy's own root search fails (``success``
+False: its bracket's ends have the same sign by rounding; 149 of 14919 pixels on
+CTA 1DC, none on the Crab) are not compared; rtafast's brentq fails there too (at
+most 1e-3 of the pixels may differ in ``success``: the sums round differently).
 """
 
 import astropy.units as u
@@ -28,16 +30,20 @@ pytestmark = pytest.mark.data
 
 KERNEL_WIDTH = 0.3 * u.deg
 ERRORS = ["errn-errp", "ul"]
+#: gammapy's arguments of the reference (rtafast's brentq then runs as gammapy's)
+TIGHT = dict(rtol=1e-6, max_niter=1000)
 BASE_KEYS = ["ts", "norm", "norm_err", "npred", "npred_excess", "niter", "success", "stat"]
 
 
 def _gammapy(dataset, **kwargs):
     kwargs.setdefault("kernel_width", KERNEL_WIDTH)
-    return GammapyTSMapEstimator(rtol=1e-6, max_niter=1000, **kwargs).run(dataset)
+    return GammapyTSMapEstimator(**TIGHT, **kwargs).run(dataset)
 
 
 def _rtafast(dataset, backend="numba", **kwargs):
+    """rtafast with the reference's arguments (its brentq runs as gammapy's)."""
     kwargs.setdefault("kernel_width", KERNEL_WIDTH)
+    kwargs = {**TIGHT, **kwargs}
     return TSMapEstimator(array_backend=backend, **kwargs).run(dataset)
 
 
@@ -47,11 +53,15 @@ def assert_matches_gammapy(result, reference, errors=False, min_pixels=100):
     finite = np.isfinite(ts_ref)
     assert finite.sum() > min_pixels
     np.testing.assert_array_equal(np.isfinite(result["ts"].data), finite)
-    # gammapy's brentq fails (success False, norm NaN) where its bracket's ends have
-    # the same sign by rounding (the root is on the lower end): rare; rtafast converges.
+    # gammapy's brentq fails (success False) where its bracket's ends have the same
+    # sign by rounding (the root is on the lower end): rare; rtafast's brentq fails
+    # there too (its sums are rounded differently: compared where either converged)
     fitted = finite & (reference["success"].data > 0)
     assert (finite & ~fitted).sum() <= 0.02 * finite.sum()
-    assert result["success"].data[finite].all()
+    converged = result["success"].data[finite] > 0
+    same = converged == (reference["success"].data[finite] > 0)
+    assert (~same).sum() <= 1e-3 * finite.sum(), (~same).sum()
+    fitted &= result["success"].data > 0
     ts = result["ts"].data[fitted]
     norm_err = reference["norm_err"].data[fitted]
     worst = {}
@@ -201,7 +211,9 @@ def test_longer_live_time_reuses_the_kernel_and_rescales_exposures(crab):
     peak when the exposure is scaled (asserted below), and TS by ~1e-6 relative.
     """
     cache = TSInputCache()
-    kwargs = dict(kernel_width=KERNEL_WIDTH, selection_optional=ERRORS, array_backend="numba")
+    kwargs = dict(
+        kernel_width=KERNEL_WIDTH, selection_optional=ERRORS, array_backend="numba", **TIGHT
+    )
     TSMapEstimator(cache=cache, **kwargs).run(crab)
     assert (cache.misses, cache.rescaled) == (1, 0)
     longer = _longer_live_time(crab, 1.7)
@@ -280,7 +292,9 @@ def test_masks_of_any_dtype_match_gammapy(simulated, sum_over_energy_groups):
     )
     results = {}
     for label, variant in _mask_variants(dataset):
-        result = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **kwargs).run(variant)
+        result = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **TIGHT, **kwargs).run(
+            variant
+        )
         reference = _gammapy(variant.copy(name=f"{variant.name}-ref"), **kwargs)
         assert_matches_gammapy(result, reference, errors=True, min_pixels=50)
         results[label] = result
@@ -297,7 +311,9 @@ def test_threshold_guess_uses_fractional_mask_like_gammapy(simulated):
     label, variant = _mask_variants(dataset)[3]
     assert label == "float fit"
     kwargs = dict(kernel_width=0.2 * u.deg, threshold=2.0)
-    result = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **kwargs).run(variant)
+    result = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **TIGHT, **kwargs).run(
+        variant
+    )
     reference = _gammapy(variant.copy(name="ref"), **kwargs)
     np.testing.assert_array_equal(result["niter"].data == 0, reference["niter"].data == 0)
     assert_matches_gammapy(result, reference, min_pixels=50)
@@ -329,7 +345,7 @@ def test_joint_map_with_different_kernel_shapes_matches_gammapy(hawc_pair, sum_o
         sum_over_energy_groups=sum_over_energy_groups,
         selection_optional=ERRORS,
     )
-    estimator = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **kwargs)
+    estimator = TSMapEstimator(array_backend="numba", cache=TSInputCache(), **TIGHT, **kwargs)
     shapes = {estimator.estimate_kernel(d).data.shape[1:] for d in hawc_pair}
     assert shapes == {(41, 41), (39, 39)}
     result = estimator.run(hawc_pair)

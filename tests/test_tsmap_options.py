@@ -49,6 +49,9 @@ def reference(small):
 
 
 def _rtafast(dataset, backend_name, **kwargs):
+    """rtafast with the reference's ``rtol`` and ``max_niter`` (gammapy's brentq)."""
+    kwargs.setdefault("rtol", 1e-6)
+    kwargs.setdefault("max_niter", 1000)
     estimator = TSMapEstimator(
         kernel_width=KERNEL_WIDTH,
         selection_optional=SELECTION,

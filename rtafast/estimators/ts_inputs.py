@@ -186,7 +186,9 @@ def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
     npred = dataset.npred().data
     mask = _default_mask(dataset, npred)
     counts = (dataset.counts.data * mask).astype(np.float64)
-    background = npred * mask
+    # masked bins are 0 (npred * mask would keep a masked NaN npred: gammapy's
+    # statistic truncates such a bin to a constant ~1e-25, its npred sum skips it)
+    background = np.where(mask, npred, 0.0)
     kernel, exposure, exposure_npred = cache.get(helper, dataset)
     guess = None
     if need_guess:
@@ -287,6 +289,7 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
     else:
         # without a threshold the guess is not used: each fit starts from its own point
         guess = np.zeros(y.size)
+    ring = _ring_terms(parts, counts, background, ky, kx, y, x)
     inputs = TSScanInputs(
         counts=np.ascontiguousarray(counts, dtype=np.float64),
         background=np.ascontiguousarray(background, dtype=np.float64),
@@ -296,10 +299,10 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
         pix_y=y.astype(np.int64),
         pix_x=x.astype(np.int64),
         guess=np.ascontiguousarray(guess, dtype=np.float64),
+        ring_counts=None if ring is None else ring[2],
         **options,
     )
-    ring = _ring_terms(parts, counts, background, ky, kx, y, x)
-    return inputs, (y, x), ring
+    return inputs, (y, x), ring[:2] if ring is not None else None
 
 
 def _pad_kernel(ktab, ky, kx):
@@ -313,18 +316,20 @@ def _pad_kernel(ktab, ky, kx):
 
 
 def _ring_terms(parts, counts, background, ky, kx, y, x):
-    """Per fitted pixel, the constant terms the kernel padding added: ``(stat, npred)``.
+    """Per fitted pixel, what the kernel padding added: ``(stat, npred, counts)``.
 
     A dataset whose kernel is smaller than ``(ky, kx)`` had its footprint grown by a
     ring of bins with no model; gammapy does not count them. Their terms (half the
     Cash term of ``n, b`` with gammapy's truncation, bins with ``n = b = 0``
-    dropped, and ``b``) are summed over the ring with integral images, in float64.
+    dropped, ``b`` and ``n``) are summed over the ring with integral images, in
+    float64 (the counts are whole numbers: their sums are exact).
     None when every kernel has the full shape.
     """
     if all(p[4].shape[1:] == (ky, kx) for p in parts):
         return None
     stat = np.zeros(y.size)
     npred = np.zeros(y.size)
+    ring_counts = np.zeros(y.size)
     layer = 0
     for part in parts:
         n_layers, sky, skx = part[0].shape[0], part[4].shape[1], part[4].shape[2]
@@ -335,7 +340,8 @@ def _ring_terms(parts, counts, background, ky, kx, y, x):
         n, b = counts[sl], background[sl]
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where((n == 0) & (b == 0), 0.0, _half_cash(n, b)).sum(axis=0)
-        for image, out in ((terms, stat), (b.sum(axis=0), npred)):
+        images = ((terms, stat), (b.sum(axis=0), npred), (n.sum(axis=0), ring_counts))
+        for image, out in images:
             integral = np.zeros((image.shape[0] + 1, image.shape[1] + 1))
             np.cumsum(np.cumsum(image, axis=0), axis=1, out=integral[1:, 1:])
             # pixel (y, x) of the map is at (y + ky // 2, x + kx // 2) in the padded arrays
@@ -343,7 +349,7 @@ def _ring_terms(parts, counts, background, ky, kx, y, x):
             out += _box(integral, cy, cx, ky // 2, kx // 2) - _box(
                 integral, cy, cx, sky // 2, skx // 2
             )
-    return stat, npred
+    return stat, npred, ring_counts
 
 
 def _box(integral, cy, cx, hy, hx):

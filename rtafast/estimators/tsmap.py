@@ -14,11 +14,7 @@ from rtafast_kernels.tsmap_element import OUTPUT_NAMES
 from . import ts_kernel
 from .ts_inputs import build_scan_inputs, default_cache, squashed_geom
 
-__all__ = ["TSMapEstimator", "SCAN_RTOL"]
-
-#: Stopping rule of the per-pixel root search: step below this times the norm's
-#: 1-sigma error (or below ``rtol`` times it, if ``rtol`` is smaller).
-SCAN_RTOL = 1e-10
+__all__ = ["TSMapEstimator"]
 
 #: Selections that rtafast's kernels do not compute: gammapy's per-pixel loop runs.
 DELEGATED_SELECTIONS = ("stat_scan", "sensitivity")
@@ -47,16 +43,19 @@ class TSMapEstimator(GammapyTSMapEstimator):
 
     Differences from gammapy:
 
-    * each pixel's norm is converged by a safeguarded root search (the largest
-      pole of the derivative kept exactly, the others modelled by one pole, see
-      `rtafast_kernels.tsmap_element`) until the step is below
-      ``min(rtol, 1e-10)`` times the norm's 1-sigma error (gammapy stops brentq
-      at ``rtol`` = 1 % of the norm by default), so ``ts`` and ``norm`` are
-      exact to ~1e-10 sigma; ``niter`` counts its evaluations (~3.6 per pixel);
+    * none in the numbers of the fit: each pixel's norm is found by scipy's brentq,
+      step for step, as gammapy calls it (``rtol`` is brentq's relative
+      tolerance, ``xtol`` 2e-12, ``max_niter`` its ``maxiter``, gammapy's bracket,
+      ``norm = max(root, norm_min_total)``), so the default ``rtol = 0.01`` gives
+      gammapy's numbers (a norm within ~1 % of the likelihood minimum) and
+      ``niter``/``success`` are brentq's iterations and converged flag (a failed
+      brentq: the physical limit, ``max_niter``, False, as in gammapy); a small
+      ``rtol`` (e.g. 1e-10) gives the minimum to rounding. ``norm_errn``,
+      ``norm_errp`` and ``norm_ul`` are gammapy's brentq searches on its brackets
+      (see `rtafast_kernels.tsmap_element`); values differ from gammapy's only by
+      the rounding of the sums;
     * the initial flux map (gammapy's starting point) is only computed with a
       ``threshold``, which it decides; without one each fit starts at norm 0;
-    * where no bin with counts has a positive model, the norm is the physical
-      limit with ``success`` True (gammapy's brentq fails there);
     * maps are float64 (gammapy's are float32);
     * ``selection_optional`` with ``"stat_scan"`` or ``"sensitivity"`` runs
       gammapy's own per-pixel loop (``array_backend`` is then unused).
@@ -67,8 +66,8 @@ class TSMapEstimator(GammapyTSMapEstimator):
 n_sigma_sensitivity, threshold, rtol, selection_optional, energy_edges, \
 sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         As `gammapy.estimators.TSMapEstimator` (``kernel_width`` in deg or an
-        angle; ``rtol``: relative tolerance, see above; ``max_niter``: cap of
-        each per-pixel root search).
+        angle; ``rtol``: brentq's relative tolerance, see above; ``max_niter``:
+        brentq's ``maxiter`` of each per-pixel root search).
     array_backend : {None, "auto", "numpy", "numba", "cuda"}, optional
         rtafast backend (see `rtafast_kernels.resolve_backend`).
     cache : `rtafast.estimators.ts_inputs.TSInputCache`, optional
@@ -177,7 +176,7 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
             use_threshold=self.threshold is not None,
             n_sigma=float(self.n_sigma),
             n_sigma_ul=float(self.n_sigma_ul),
-            rtol=min(float(self.rtol), SCAN_RTOL),
+            rtol=float(self.rtol),
             max_niter=int(self.max_niter),
             want_errs="errn-errp" in selection,
             want_ul="ul" in selection,

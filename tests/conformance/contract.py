@@ -5,15 +5,16 @@ a value (TS, norm, flux, errors, counts, maps) of gammapy's test modules runs as
 gammapy wrote it.
 
 * ``RELAXATIONS``: single source lines of gammapy's test modules replaced by ``pass``.
-  Only assertions on ``niter`` (the iteration count of gammapy's own root finder,
-  which rtafast does not run) and on pixels where gammapy's brentq reports failure.
+  None at present (rtafast's TS map runs gammapy's brentq step for step, so its
+  ``niter``, ``success`` and rtol=0.01 answers are gammapy's).
 * ``MISSING_DATA``: tests that fail with gammapy itself because a gammapy-data file is
   not distributed here; skipped with that reason while the file is absent (they run
   as soon as it is there).
 * ``KNOWN_FAILURES``: tests that fail with rtafast and pass with gammapy, not relaxed:
   they run as strict expected failures (an unexpected pass fails the suite, so the
   entry is removed when fixed). Each names the measurement; see
-  docs/gammapy-differences.md. These are open defects, not accepted differences.
+  docs/gammapy-differences.md. These are open defects, not accepted differences
+  (none at present).
 * ``DELEGATIONS``: why a drop-in may hand a call to gammapy (the reason codes of
   :func:`rtafast.dispatch.record`); a delegation with any other code fails the suite.
 """
@@ -51,22 +52,9 @@ class Relaxation(NamedTuple):
     count: int = 1
 
 
-_TS = "gammapy.estimators.map.tests.test_ts"
-_NITER = (
-    "niter is the iteration count of gammapy's brentq; rtafast's root search takes other "
-    "steps (3-5 evaluations where brentq takes 6-9) and reports its own count"
-)
-_BRENTQ_FAILED = (
-    "gammapy's brentq reports failure at this pixel (success False); rtafast converges "
-    "there, and the TS assertion at the same pixel runs and passes"
-)
-
-RELAXATIONS = [
-    Relaxation(_TS, 'assert_allclose(result["niter"].data[0, 99, 99], 7)', _NITER, count=5),
-    Relaxation(_TS, 'assert_allclose(result["niter"].data[0, 29, 29], 7)', _NITER),
-    Relaxation(_TS, 'assert_allclose(result["niter"].data[:, 29, 29], [6, 6])', _NITER, count=2),
-    Relaxation(_TS, 'assert not result["success"].data[1, 43, 30]', _BRENTQ_FAILED, count=2),
-]
+#: None: rtafast's TSMapEstimator runs gammapy's brentq step for step (niter, success
+#: and the rtol=0.01 answers are gammapy's).
+RELAXATIONS: list[Relaxation] = []
 
 #: test function name -> ($GAMMAPY_DATA-relative path that is missing, what it is).
 MISSING_DATA = {
@@ -80,27 +68,8 @@ MISSING_DATA = {
     "test_map_dataset_maker_swgo": ("tests/format/swgo", "SWGO DL3 files"),
 }
 
-_RTOL = (
-    "gammapy's test value is its brentq answer at its default rtol=0.01, which stops short "
-    "of the minimum; rtafast returns the exact minimum (equal to gammapy run at rtol=1e-6 "
-    "to {agree}), {off} from the test value (allowed {allowed}). Open: a brentq-compatible "
-    "mode that honours rtol as gammapy does"
-)
-
-#: test function name -> why it fails with rtafast (measured).
-KNOWN_FAILURES = {
-    "test_compute_ts_map_psf": _RTOL.format(
-        agree="2e-7", off="flux +2.4e-3, errp -1.1e-2, errn +3.0e-2", allowed="2e-3"
-    ),
-    "test_ts_map_with_model": _RTOL.format(agree="4e-8", off="flux_err -2.5e-4", allowed="1e-4"),
-    "test_compute_ts_map_with_mask_fit": (
-        "gammapy's test value is its brentq answer at its default rtol=0.01 (gammapy's "
-        "estimator at rtol=0.01 on rtafast's inputs reproduces it); rtafast's exact minimum "
-        "is TS +1.4e-4 (1.4e-7 relative) above it (allowed rtol 1e-7). Open: a "
-        "brentq-compatible mode that honours rtol as gammapy does"
-    ),
-    "test_joint_ts_map_hawc": _RTOL.format(agree="2e-7", off="flux +2.2e-3", allowed="1e-3"),
-}
+#: test function name -> why it fails with rtafast (measured). None open.
+KNOWN_FAILURES: dict[str, str] = {}
 
 #: reason code -> why the fast path cannot apply.
 DELEGATIONS = {
