@@ -24,12 +24,36 @@ from pathlib import Path
 
 import numba
 
-__all__ = ["cpu", "gpu_device", "cpu_functions", "gpu_functions", "cpu_kernel", "kernel_cache_dir"]
+__all__ = [
+    "cpu",
+    "cpu_reduction",
+    "gpu_device",
+    "cpu_functions",
+    "gpu_functions",
+    "cpu_kernel",
+    "kernel_cache_dir",
+]
 
 
 def cpu(func):
     """Compile ``func`` for the CPU (nopython, no GIL, inlined into callers)."""
     return numba.njit(nogil=True, inline="always")(func)
+
+
+#: LLVM fast-math flags of :func:`cpu_reduction`: reassociation (and signed-zero
+#: freedom) lets a floating-point sum be split into vector lanes; no approximate
+#: division, reciprocal or function, no assumption of finite values.
+REDUCTION_FLAGS = frozenset({"reassoc", "nsz", "contract"})
+
+
+def cpu_reduction(func):
+    """Compile a summing loop for the CPU so that LLVM may vectorise the sum.
+
+    The order of the additions is left to the compiler (results change by rounding
+    only); the function is compiled on its own (its flags are kept where LLVM
+    inlines it), not inlined at numba's level as :func:`cpu` does.
+    """
+    return numba.njit(nogil=True, fastmath=set(REDUCTION_FLAGS), error_model="numpy")(func)
 
 
 def gpu_device(func):

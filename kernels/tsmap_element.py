@@ -49,13 +49,17 @@ Root search: scipy's ``brentq`` (``scipy/optimize/Zeros/brentq.c``), step for st
 ``xtol = 2e-12``, relative tolerance ``rtol`` (brentq's: it stops when half the bracket
 is below ``(xtol + rtol |x|) / 2``), at most ``max_niter`` iterations; the norm is
 ``max(root, norm_min_total)``, ``niter`` brentq's iteration count (the two evaluations
-at the ends not included) and ``success`` its converged flag. Where gammapy's brentq
+at the ends, done in one pass over the bins, not included) and ``success`` its
+converged flag. The CPU sums ``f`` in vector lanes (:func:`rtafast_kernels.jit.cpu_reduction`):
+its values differ from the sequential sum by rounding, which can move brentq's stopping
+test by one iteration in rare pixels. Where gammapy's brentq
 raises (no sign change over the bracket, a NaN value, no convergence, ``rtol`` below
 ``4 eps``) the norm is the physical limit, ``niter = max_niter`` and ``success = 0``,
 as gammapy's ``except`` clause sets them. ``errn``/``errp``/``ul`` run the same
 brentq on ``stat_best + n_sigma^2 - stat(x)`` over gammapy's brackets ``[norm - 100
 norm_err, norm]`` and ``[norm, norm + 100 norm_err]`` (``find_roots`` with one bin: no
-sampling, the bracket as it is), NaN where it fails. With gammapy's default
+sampling, the bracket as it is), NaN where it fails; the end at the norm is not
+evaluated again (its statistic is the fit's). With gammapy's default
 ``rtol = 0.01`` this returns gammapy's numbers (a norm within 1 % of the minimum), not
 the exact minimum; a small ``rtol`` (e.g. 1e-10) gives the minimum to rounding.
 """
@@ -191,13 +195,17 @@ def brentq_step(xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, xtol, rtol):
     return xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, False
 
 
-def make_scan_functions(compile_function):
+def make_scan_functions(compile_function, compile_reduction=None):
     """Compile the per-pixel scan functions with ``compile_function``.
 
     Parameters
     ----------
     compile_function : callable
         ``jit.cpu`` or ``jit.gpu_device``.
+    compile_reduction : callable, optional
+        Compiler of the root function's sums over the bins (``jit.cpu_reduction``:
+        the sum in vector lanes, ~2x faster, rounding changes only); default
+        ``compile_function`` (sequential sum, the NumPy twin's order).
 
     Returns
     -------
@@ -228,7 +236,6 @@ def make_scan_functions(compile_function):
         pixel costs ~30 % of the fit); the GPU kernel passes one pixel.
     """
     cash_term = compile_function(element.cash_term)
-    cash_dmu = compile_function(element.cash_dmu)
     dense_bin_c = compile_function(dense_bin)
     brentq_step_c = compile_function(brentq_step)
 
@@ -265,12 +272,11 @@ def make_scan_functions(compile_function):
     dense_pixel_c = compile_function(dense_pixel)
 
     def linear_exact(x_norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad):
-        """Linear bins summed bin by bin (value and derivative), with truncation."""
+        """Half statistic of the linear bins summed bin by bin, with truncation."""
         layers = kidx.shape[0] // (ny_pad * nx_pad)
         ky = ktab.shape[1]
         kx = ktab.shape[2]
         value = 0.0
-        grad = 0.0
         for layer in range(layers):
             for dy in range(ky):
                 base = (layer * ny_pad + y + dy) * nx_pad + x
@@ -280,35 +286,24 @@ def make_scan_functions(compile_function):
                     b = b_lin[p]
                     if b == 0.0 and m == 0.0:
                         continue
-                    mu = b + x_norm * m
-                    value += cash_term(0.0, mu)
-                    grad += m * cash_dmu(0.0, mu)
-        return value, grad
+                    value += cash_term(0.0, b + x_norm * m)
+        return value
 
     linear_exact_c = compile_function(linear_exact)
 
     def listed_stat(x_norm, scratch, row, n_front, n_back, const):
-        """Half statistic and its derivative over the stored listed bins."""
+        """Half statistic over the stored listed bins (``const`` plus front and back)."""
         size = scratch.shape[2]
         stat = const
-        grad = 0.0
         for i in range(n_front):
-            n = scratch[row, 0, i]
-            m = scratch[row, 1, i]
-            mu = scratch[row, 2, i] + x_norm * m
-            stat += cash_term(n, mu)
-            grad += m * cash_dmu(n, mu)
+            stat += cash_term(scratch[row, 0, i], scratch[row, 2, i] + x_norm * scratch[row, 1, i])
         for i in range(size - n_back, size):
-            n = scratch[row, 0, i]
-            m = scratch[row, 1, i]
-            mu = scratch[row, 2, i] + x_norm * m
-            stat += cash_term(n, mu)
-            grad += m * cash_dmu(n, mu)
-        return stat, grad
+            stat += cash_term(scratch[row, 0, i], scratch[row, 2, i] + x_norm * scratch[row, 1, i])
+        return stat
 
     listed_stat_c = compile_function(listed_stat)
 
-    def stat_grad(
+    def stat_at(
         x_norm,
         lin,
         scratch,
@@ -325,29 +320,28 @@ def make_scan_functions(compile_function):
         ny_pad,
         nx_pad,
     ):
-        """Cash statistic and its derivative at norm ``x_norm`` (all footprint bins).
+        """Cash statistic at norm ``x_norm`` (all footprint bins).
 
         ``lin = (limit, upper, lin_m, lin_b)``: between ``limit`` (the physical
         limit) and ``upper`` (where a linear bin with ``m < 0`` reaches 0) the linear
         bins are ``lin_b + x lin_m``; elsewhere they are summed bin by bin.
         """
         limit, upper, lin_m, lin_b = lin
-        stat, grad = listed_stat_c(x_norm, scratch, row, n_front, n_back, const)
+        stat = listed_stat_c(x_norm, scratch, row, n_front, n_back, const)
         if limit <= x_norm <= upper:
             stat += lin_b + x_norm * lin_m
-            grad += lin_m
         else:
-            value, slope = linear_exact_c(x_norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad)
-            stat += value
-            grad += slope
-        return 2.0 * stat, 2.0 * grad
+            stat += linear_exact_c(x_norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad)
+        return 2.0 * stat
 
-    stat_grad_c = compile_function(stat_grad)
+    stat_at_c = compile_function(stat_at)
 
     def confidence(
         target,
         start,
         end,
+        norm_at_start,
+        stat_norm,
         rtol,
         max_niter,
         lin,
@@ -369,7 +363,9 @@ def make_scan_functions(compile_function):
 
         ``find_roots`` with one bin runs scipy's brentq (``xtol`` 2e-12) on the bracket
         as it is: NaN when the ends have the same sign, a value is NaN or brentq does
-        not converge in ``max_niter`` iterations.
+        not converge in ``max_niter`` iterations. One end is the best-fit norm, whose
+        statistic ``stat_norm`` is known (the start if ``norm_at_start``, else the
+        end): it is not evaluated again.
         """
         if rtol < BRENTQ_RTOL_MIN:
             return math.nan
@@ -384,9 +380,10 @@ def make_scan_functions(compile_function):
         # both ends and every iterate through one call site (one inlined copy)
         for k in range(max_niter + 1):
             point = start if k == 0 else xcur
-            value = (
-                target
-                - stat_grad_c(
+            if (k == 0 and norm_at_start) or (k == 1 and not norm_at_start):
+                value = target - stat_norm
+            else:
+                value = target - stat_at_c(
                     point,
                     lin,
                     scratch,
@@ -402,8 +399,7 @@ def make_scan_functions(compile_function):
                     ktab,
                     ny_pad,
                     nx_pad,
-                )[0]
-            )
+                )
             if value != value:
                 return math.nan
             if k == 0:
@@ -429,13 +425,31 @@ def make_scan_functions(compile_function):
     def cash_root(x_norm, scratch, row, n_front, s_empty):
         """gammapy's ``f_cash_root`` / 2: ``sum m (1 - n / (b + x m))`` over the bins
         with ``m > 0`` (``m`` where ``n = 0``: ``s_empty`` holds their sum)."""
+        counts = scratch[row, 0, :n_front]
+        model = scratch[row, 1, :n_front]
+        background = scratch[row, 2, :n_front]
         total = s_empty
         for i in range(n_front):
-            m = scratch[row, 1, i]
-            total += m * (1.0 - scratch[row, 0, i] / (x_norm * m + scratch[row, 2, i]))
+            m = model[i]
+            total += m * (1.0 - counts[i] / (x_norm * m + background[i]))
         return total
 
-    cash_root_c = compile_function(cash_root)
+    def cash_root_ends(x_lo, x_hi, scratch, row, n_front, s_empty):
+        """:func:`cash_root` at both ends of the bracket in one pass over the bins."""
+        counts = scratch[row, 0, :n_front]
+        model = scratch[row, 1, :n_front]
+        background = scratch[row, 2, :n_front]
+        total_lo = s_empty
+        total_hi = s_empty
+        for i in range(n_front):
+            m = model[i]
+            total_lo += m * (1.0 - counts[i] / (x_lo * m + background[i]))
+            total_hi += m * (1.0 - counts[i] / (x_hi * m + background[i]))
+        return total_lo, total_hi
+
+    compile_sum = compile_reduction or compile_function
+    cash_root_c = compile_sum(cash_root)
+    cash_root_ends_c = compile_sum(cash_root_ends)
 
     def fit_pixels(
         first,
@@ -604,7 +618,7 @@ def make_scan_functions(compile_function):
             fit = True
             norm = guess[0, j]
             if use_threshold:
-                stat_guess = stat_grad_c(
+                stat_guess = stat_at_c(
                     norm,
                     lin,
                     scratch,
@@ -620,7 +634,7 @@ def make_scan_functions(compile_function):
                     ktab,
                     ny_pad,
                     nx_pad,
-                )[0]
+                )
                 fit = stat_null - stat_guess > threshold
             if fit:
                 if sum_n <= 0.0 or sum_m <= 0.0:
@@ -639,39 +653,25 @@ def make_scan_functions(compile_function):
                     norm = norm_min_total
                     niter = max_niter
                     success = 0.0
-                    xpre = x_lo
-                    xcur = x_hi
-                    xblk = 0.0
-                    fpre = 0.0
-                    fcur = 0.0
-                    fblk = 0.0
-                    spre = 0.0
-                    scur = 0.0
-                    if rtol >= BRENTQ_RTOL_MIN:
-                        # both ends and every iterate through one call site
-                        for k in range(max_niter + 1):
-                            value = cash_root_c(
-                                x_lo if k == 0 else xcur, scratch, row, n_front, s_m_empty
-                            )
-                            if value != value:
-                                break
-                            if k == 0:
-                                fpre = value
-                                continue
-                            fcur = value
-                            if k == 1:
-                                if fpre == 0.0:
-                                    norm = max(x_lo, norm_min_total)
-                                    niter = 0
-                                    success = 1.0
-                                    break
-                                if fcur == 0.0:
-                                    norm = max(x_hi, norm_min_total)
-                                    niter = 0
-                                    success = 1.0
-                                    break
-                                if (fpre < 0.0) == (fcur < 0.0):
-                                    break
+                    fpre, fcur = cash_root_ends_c(x_lo, x_hi, scratch, row, n_front, s_m_empty)
+                    if rtol < BRENTQ_RTOL_MIN or fpre != fpre or fcur != fcur:
+                        pass
+                    elif fpre == 0.0:
+                        norm = max(x_lo, norm_min_total)
+                        niter = 0
+                        success = 1.0
+                    elif fcur == 0.0:
+                        norm = max(x_hi, norm_min_total)
+                        niter = 0
+                        success = 1.0
+                    elif (fpre < 0.0) != (fcur < 0.0):
+                        xpre = x_lo
+                        xcur = x_hi
+                        xblk = 0.0
+                        fblk = 0.0
+                        spre = 0.0
+                        scur = 0.0
+                        for k in range(1, max_niter + 1):
                             xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, done = brentq_step_c(
                                 xpre, xcur, xblk, fpre, fcur, fblk, spre, scur, BRENTQ_XTOL, rtol
                             )
@@ -679,6 +679,9 @@ def make_scan_functions(compile_function):
                                 norm = max(xcur, norm_min_total)
                                 niter = k
                                 success = 1.0
+                                break
+                            fcur = cash_root_c(xcur, scratch, row, n_front, s_m_empty)
+                            if fcur != fcur:
                                 break
             # final pass: statistic and curvature at the norm
             stat = const
@@ -700,7 +703,7 @@ def make_scan_functions(compile_function):
             if norm_min_total <= norm <= lin_up:
                 stat += lin_b + norm * lin_m
             else:
-                stat += linear_exact_c(norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad)[0]
+                stat += linear_exact_c(norm, y, x, e_lin, b_lin, kidx, ktab, ny_pad, nx_pad)
             stat = 2.0 * stat
             norm_err = n_sigma / math.sqrt(curvature) if curvature > 0.0 else math.inf
             errn = math.nan
@@ -726,6 +729,8 @@ def make_scan_functions(compile_function):
                     target,
                     start_norm,
                     end_norm,
+                    search != 1,
+                    stat,
                     rtol,
                     max_niter,
                     lin,

@@ -156,12 +156,6 @@ def _cash(n, mu):
     return np.where(truncated, TRUNCATION_VALUE, mu) - np.where(n > 0, n * log_mu, 0.0)
 
 
-def _dcash(n, mu):
-    live = mu > TRUNCATION_VALUE
-    safe = np.where(live, mu, 1.0)
-    return np.where(live, np.where(n > 0, 1.0 - n / safe, 1.0), 0.0)
-
-
 def scan_tables(inputs):
     """Per-bin tables of TS-scan inputs (built on the host, O(map size)).
 
@@ -374,16 +368,13 @@ def _gather(fp):
 
 
 def _linear_exact(fp, x):
-    """Linear bins bin by bin (value and derivative), with truncation."""
+    """Half statistic of the linear bins summed bin by bin, with truncation."""
     value = np.zeros(x.shape)
-    grad = np.zeros(x.shape)
     for k, _, _, e_lin, b_lin, _ in fp.linear():
         m = k * e_lin
         use = ~((b_lin == 0) & (m == 0))
-        mu = b_lin + x * m
-        value = _add(value, use, _cash(0.0, mu))
-        grad = _add(grad, use, m * _dcash(0.0, mu))
-    return value, grad
+        value = _add(value, use, _cash(0.0, b_lin + x * m))
+    return value
 
 
 def _listed_bins(fp, s):
@@ -397,20 +388,15 @@ def _listed_bins(fp, s):
     return front_bins, back_bins[::-1]
 
 
-def _stat_grad(fp, s, x):
-    """Cash statistic and its derivative at norms ``x`` (the element's ``stat_grad``)."""
+def _stat_at(fp, s, x):
+    """Cash statistic at norms ``x`` (the element's ``stat_at``)."""
     stat = s.const.copy()
-    grad = np.zeros(x.shape)
     front_bins, back_bins = _listed_bins(fp, s)
     for _, use, n, b, m, _ in front_bins + back_bins:
-        mu = b + x * m
-        stat = _add(stat, use, _cash(n, mu))
-        grad = _add(grad, use, m * _dcash(n, mu))
+        stat = _add(stat, use, _cash(n, b + x * m))
     above = (x >= s.norm_min_total) & (x <= s.lin_up)
-    value, slope = _linear_exact(fp, x)
-    stat = np.where(above, stat + (s.lin_b + x * s.lin_m), stat + value)
-    grad = np.where(above, grad + s.lin_m, grad + slope)
-    return 2.0 * stat, 2.0 * grad
+    stat = np.where(above, stat + (s.lin_b + x * s.lin_m), stat + _linear_exact(fp, x))
+    return 2.0 * stat
 
 
 def _cash_root(front_bins, s, x):
@@ -506,12 +492,12 @@ def _brentq(f, a, b, active, rtol, max_niter):
     return root, niter, converged
 
 
-def _confidence(stat_grad, target, start, end, rtol, max_niter):
+def _confidence(stat_at, target, start, end, rtol, max_niter):
     """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap_element`."""
 
     def f(x):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return target - stat_grad(x)[0]
+            return target - stat_at(x)
 
     root, _, _ = _brentq(f, start, end, np.ones(start.shape, dtype=bool), rtol, max_niter)
     return root
@@ -530,15 +516,15 @@ def ts_scan_numpy(inputs):
     shape = fp.py.shape
     max_niter = int(inputs.max_niter)
 
-    def stat_grad(x):
-        return _stat_grad(fp, s, x)
+    def stat_at(x):
+        return _stat_at(fp, s, x)
 
     norm = np.asarray(inputs.guess, dtype=np.float64).copy()
     niter = np.zeros(shape)
     success = np.ones(shape)
     fit = np.ones(shape, dtype=bool)
     if inputs.use_threshold:
-        fit = s.stat_null - stat_grad(norm)[0] > inputs.threshold
+        fit = s.stat_null - stat_at(norm) > inputs.threshold
     trivial = fit & ((s.sum_n <= 0) | (s.sum_m <= 0))
     norm = np.where(trivial, s.norm_min_total, norm)
     no_front = fit & ~trivial & (s.n_front == 0)
@@ -570,7 +556,7 @@ def ts_scan_numpy(inputs):
         nonzero = use & (mu != 0)
         safe = np.where(nonzero, mu, 1.0)
         curvature = _add(curvature, nonzero, m * m * n / (safe * safe))
-    value, _ = _linear_exact(fp, norm)
+    value = _linear_exact(fp, norm)
     above = (norm >= s.norm_min_total) & (norm <= s.lin_up)
     stat = 2.0 * np.where(above, stat + (s.lin_b + norm * s.lin_m), stat + value)
     with np.errstate(divide="ignore"):
@@ -579,13 +565,13 @@ def ts_scan_numpy(inputs):
     rtol = float(inputs.rtol)
     if inputs.want_errs:
         target = stat + inputs.n_sigma**2
-        found = _confidence(stat_grad, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
+        found = _confidence(stat_at, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
         out[10] = found - norm
-        found = _confidence(stat_grad, target, norm - 1e2 * norm_err, norm, rtol, max_niter)
+        found = _confidence(stat_at, target, norm - 1e2 * norm_err, norm, rtol, max_niter)
         out[9] = norm - found
     if inputs.want_ul:
         target = stat + inputs.n_sigma_ul**2
-        out[11] = _confidence(stat_grad, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
+        out[11] = _confidence(stat_at, target, norm, norm + 1e2 * norm_err, rtol, max_niter)
     npred = s.sum_b + norm * s.sum_m
     out[0], out[1], out[2], out[3], out[4] = norm, norm_err, s.stat_null - stat, stat, s.stat_null
     out[5], out[6], out[7], out[8] = niter, success, npred, npred - s.sum_b
