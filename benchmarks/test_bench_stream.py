@@ -173,17 +173,20 @@ def test_rtafast_first_window(benchmark, record, observation, case, hess_datasto
 def _assert_agrees(result, reference, min_peak_ts=25):
     """rtafast's TS map against gammapy's, every pixel gammapy fitted; returns a summary.
 
-    Where gammapy's brentq converged, its norm ``n_g`` is within
-    ``xtol + rtol |n_g|`` of the root (scipy's guarantee, gammapy's default ``rtol``),
-    while rtafast's norm is the root to 1e-10 of its error: so
-    ``|n - n_g| <= xtol + rtol |n_g|``. gammapy's TS, ``stat(0) - stat(n_g)``, is then
-    at most rtafast's (the statistic is minimal at the root), and below it by at most
-    the statistic's rise over that norm offset, ``stat'' dn^2 / 2 = (dn / err)^2 / 2``
-    with gammapy's ``norm_err = stat''^-1/2``; both up to the float32 rounding of the
-    statistics. Where gammapy's fit failed (about one pixel in five on a 2-minute
+    rtafast runs gammapy's brentq with gammapy's default ``rtol``: where both converged,
+    each norm is within ``xtol + rtol |n|`` of the root (scipy's guarantee), and the two
+    usually coincide; they differ where rounding (rtafast sums in vector lanes, gammapy
+    pairwise) moves brentq's stopping test by one iteration. So
+    ``|n - n_g| <= xtol + rtol |n_g|``, and the two TS, ``stat(0) - stat(n)``, differ by
+    at most the statistic's rise over that norm offset, ``stat'' dn^2 / 2 =
+    (dn / err)^2 / 2`` with gammapy's ``norm_err = stat''^-1/2``; both up to the float32
+    rounding of the statistics. Where gammapy's fit failed (about one pixel in five on a 2-minute
     window, some at TS down to -105 on the map's edge; gammapy then reports its norm's
     lower bound) nothing of gammapy's is a fit to compare with; rtafast's TS is checked
-    to be at least gammapy's there, and the pixels are counted as not compared.
+    to be at least gammapy's there, and the pixels are counted as not compared. Where
+    the bracket is a few rounding units wide (one counted bin) the signs at its ends
+    are rounding's call: rtafast's brentq may fail where gammapy's converged; such
+    pixels are counted, at most 0.1 % of the map and only where gammapy's TS < 1.
     """
     ts_ref = reference["ts"].data
     finite = np.isfinite(ts_ref)
@@ -191,9 +194,14 @@ def _assert_agrees(result, reference, min_peak_ts=25):
     if min_peak_ts is not None:  # the flare is there
         assert np.nanmax(ts_ref) > min_peak_ts
     np.testing.assert_array_equal(np.isfinite(result["ts"].data), finite)
-    # rtafast runs gammapy's brentq: it fails where gammapy's does (rounding aside)
-    fitted = finite & (reference["success"].data > 0) & (result["success"].data > 0)
-    failed = finite & ~fitted
+    # rtafast runs gammapy's brentq: it fails where gammapy's does, rounding aside: where
+    # the bracket is a few rounding units wide, the signs at its ends are rounding's call
+    ok, ok_ref = result["success"].data > 0, reference["success"].data > 0
+    fitted = finite & ok_ref & ok
+    failed = finite & ~ok_ref
+    only_rtafast_failed = finite & ok_ref & ~ok
+    assert only_rtafast_failed.sum() <= max(2, 1e-3 * finite.sum())
+    assert np.all(np.abs(ts_ref[only_rtafast_failed]) < 1.0)
 
     norm, norm_ref = result["norm"].data, reference["norm"].data
     err_ref = reference["norm_err"].data  # inf where the pixel has no counts
@@ -208,12 +216,15 @@ def _assert_agrees(result, reference, min_peak_ts=25):
         rise = np.nan_to_num(0.5 * (norm_tol / err_ref) ** 2, posinf=np.inf)
     rounding = STAT_RTOL * np.maximum(np.abs(reference["stat_null"].data), 1.0)
     delta = result["ts"].data - ts_ref
-    below, above = -delta - rounding, delta - rise - rounding
-    assert np.all(below[finite] <= 0), (np.max(below[finite]), np.argmax(below[finite]))
-    assert np.all(above[fitted] <= 0), (np.max(above[fitted]), np.argmax(above[fitted]))
+    below = -delta - rounding
+    assert np.all(below[failed] <= 0), (np.max(below[failed]), np.argmax(below[failed]))
+    spread = np.abs(delta) - rise - rounding
+    assert np.all(spread[fitted] <= 0), (np.max(spread[fitted]), np.argmax(spread[fitted]))
     return (
         f"TS map vs gammapy: {int(fitted.sum())} of {int(finite.sum())} pixels compared "
         f"(norm within rtol={GAMMAPY_RTOL}, TS within the rise that allows, max |dTS| "
         f"{np.max(np.abs(delta[fitted])):.1e}); {int(failed.sum())} not compared "
-        "(gammapy's fit failed; rtafast's TS >= gammapy's there)"
+        "(gammapy's fit failed; rtafast's TS >= gammapy's there); "
+        f"{int(only_rtafast_failed.sum())} where only rtafast's brentq failed (rounding at "
+        "a bracket end, gammapy's TS < 1)"
     )
