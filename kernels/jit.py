@@ -18,11 +18,14 @@ if it is not writable, kernels are compiled without a cache.
 import contextlib
 import functools
 import hashlib
+import logging
 import os
+import time
 import types
 from pathlib import Path
 
 import numba
+from numba.core import event as numba_event
 
 __all__ = [
     "cpu",
@@ -32,7 +35,49 @@ __all__ = [
     "gpu_functions",
     "cpu_kernel",
     "kernel_cache_dir",
+    "COMPILE_LOGGER",
 ]
+
+#: Name of the logger that announces each kernel compilation (INFO level).
+COMPILE_LOGGER = "rtafast.compile"
+log = logging.getLogger(COMPILE_LOGGER)
+
+
+class _CompileAnnouncer(numba_event.Listener):
+    """Logs one line when numba starts compiling one of rtafast's kernels, one when done.
+
+    numba raises its ``numba:compile`` event only for a real compilation (not when the
+    machine code comes from the on-disk cache). Functions compiled inside another
+    compilation (inlined element functions) are part of the outer one's line.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.started = None
+
+    def on_start(self, event):
+        self.depth += 1
+        dispatcher = event.data["dispatcher"]
+        function = getattr(dispatcher, "py_func", None)
+        module = getattr(function, "__module__", "") or ""
+        if self.depth == 1 and module.split(".")[0] == __package__:
+            self.started = (function.__qualname__, time.perf_counter())
+            log.info(
+                "compiling %s.%s for the CPU (numba, first use with these argument types: "
+                "seconds to a minute; cached on disk afterwards, see 'rtafast warmup')",
+                module,
+                function.__qualname__,
+            )
+
+    def on_end(self, event):
+        self.depth -= 1
+        if self.depth == 0 and self.started is not None:
+            name, start = self.started
+            self.started = None
+            log.info("compiled %s in %.1f s", name, time.perf_counter() - start)
+
+
+numba_event.register("numba:compile", _CompileAnnouncer())
 
 
 def cpu(func):

@@ -1,4 +1,4 @@
-"""The ``rtafast`` command line: ``info``, ``demo`` and ``bench``.
+"""The ``rtafast`` command line: ``info``, ``demo``, ``warmup`` and ``bench``.
 
 Errors are reported as one line on stderr, ``rtafast: error: <message>``, never a
 traceback (``--debug`` shows it): exit code 2 for bad input (arguments, backend
@@ -195,6 +195,26 @@ def _demo(args):
     return 0
 
 
+def _warmup(args):
+    from rtafast.warmup import warmup
+    from rtafast_kernels import resolve_backend
+    from rtafast_kernels.jit import COMPILE_LOGGER, kernel_cache_dir
+
+    backend = resolve_backend(args.backend)  # fail early on a bad name
+    logging.getLogger(COMPILE_LOGGER).setLevel(logging.INFO)
+    print(
+        f"Compiling rtafast's kernels for backend {backend.name!r} "
+        f"(numba's cache: {kernel_cache_dir() or 'none, not writable'})..."
+    )
+
+    def report(step, seconds):
+        print(f"  {step:<14} {seconds:7.1f} s", flush=True)
+
+    times = warmup(backend.name, report=report)
+    print(f"done in {sum(times.values()):.1f} s; later processes load the kernels from the cache")
+    return 0
+
+
 def _bench_backends(names):
     """The concrete backends of ``bench --backend`` (``auto`` replaced by what it picks).
 
@@ -287,6 +307,14 @@ def build_parser():
         "--repeat", type=_non_negative_int, default=5, help="timed repeats after the first fit"
     )
     demo.set_defaults(func=_demo)
+
+    warm = sub.add_parser(
+        "warmup", help="compile every kernel now (numba caches them on disk for later runs)"
+    )
+    warm.add_argument(
+        "--backend", type=_backend_name, default=None, help="auto | numpy | numba | cuda"
+    )
+    warm.set_defaults(func=_warmup)
 
     bench = sub.add_parser("bench", help="run the benchmark suite (rtafast vs gammapy)")
     bench.add_argument(

@@ -1,0 +1,111 @@
+"""Compile every kernel a real-time analysis uses, before the first data arrive.
+
+numba compiles a CPU kernel at its first call (seconds to a minute each on a small
+machine) and keeps the machine code in its on-disk cache
+(:func:`rtafast_kernels.jit.kernel_cache_dir`), so only the first process after an
+install or an upgrade pays it. :func:`warmup` makes those first calls on a tiny
+simulated dataset (analytic CTA-like IRF, no data files needed): binning events, the
+flux-only fit, the TS map (with its confidence searches) and the excess map, and
+reports how long each step took. The alert pipeline calls it at start-up;
+``rtafast warmup`` runs it from the command line.
+"""
+
+import time
+
+import astropy.units as u
+import numpy as np
+
+__all__ = ["WARMUP_STEPS", "warmup"]
+
+#: The steps of :func:`warmup`, in order.
+WARMUP_STEPS = ("simulate", "bin events", "flux-only fit", "TS map", "excess map")
+
+
+def _tiny_dataset():
+    from rtafast.simulate import simulate_dataset
+
+    return simulate_dataset(
+        width_deg=0.6, binsz_deg=0.05, n_energy=3, amplitude="5e-12 cm-2 s-1 TeV-1"
+    )
+
+
+def _bin_events(dataset, backend):
+    from astropy.table import Table
+
+    from rtafast.binning import fill_counts
+
+    center = dataset.counts.geom.center_skydir.icrs
+    rng = np.random.default_rng(0)
+    n = 200_000  # above the parallel threshold: the threaded kernels compile too
+    events = Table(
+        {
+            "RA": (center.ra.deg + rng.normal(0, 0.2, n)).astype(np.float32),
+            "DEC": (center.dec.deg + rng.normal(0, 0.2, n)).astype(np.float32),
+            "ENERGY": (10 ** rng.uniform(0, 1, n)).astype(np.float32),
+        }
+    )
+    events["RA"].unit, events["DEC"].unit, events["ENERGY"].unit = "deg", "deg", "TeV"
+    fill_counts(dataset.counts.geom, events, array_backend=backend)
+
+
+def _fit(dataset, backend):
+    from rtafast import Fit
+    from rtafast.reference_data import point_source_models
+    from rtafast.simulate import DEMO_POSITION
+
+    dataset.models = point_source_models(dataset, DEMO_POSITION)
+    Fit(array_backend=backend).run(dataset)
+    dataset.models = None
+
+
+def _ts_map(dataset, backend):
+    from rtafast.estimators import TSMapEstimator
+
+    TSMapEstimator(
+        kernel_width=0.2 * u.deg,
+        selection_optional=["errn-errp", "ul"],
+        array_backend=backend,
+    ).run(dataset)
+
+
+def _excess_map(dataset, backend):
+    from rtafast.estimators import ExcessMapEstimator
+
+    ExcessMapEstimator(correlation_radius=0.1 * u.deg, array_backend=backend).run(dataset)
+
+
+def warmup(array_backend=None, report=None):
+    """Run every kernel family once so that numba compiles (or loads) it now.
+
+    Parameters
+    ----------
+    array_backend : {None, "auto", "numpy", "numba", "cuda"}, optional
+        Backend to warm (default: ``$RTAFAST_BACKEND`` or ``auto``).
+    report : callable, optional
+        Called as ``report(step, seconds)`` after each step of :data:`WARMUP_STEPS`.
+
+    Returns
+    -------
+    dict
+        Seconds per step, in :data:`WARMUP_STEPS` order.
+    """
+    from rtafast_kernels import resolve_backend
+
+    backend = resolve_backend(array_backend).name
+    times = {}
+    dataset = None
+    for step in WARMUP_STEPS:
+        start = time.perf_counter()
+        if step == "simulate":
+            dataset = _tiny_dataset()
+        else:
+            {
+                "bin events": _bin_events,
+                "flux-only fit": _fit,
+                "TS map": _ts_map,
+                "excess map": _excess_map,
+            }[step](dataset, backend)
+        times[step] = time.perf_counter() - start
+        if report is not None:
+            report(step, times[step])
+    return times
