@@ -29,6 +29,7 @@ from numba.core import event as numba_event
 
 __all__ = [
     "cpu",
+    "cpu_piece",
     "cpu_reduction",
     "gpu_device",
     "cpu_functions",
@@ -89,6 +90,16 @@ def cpu(func):
 #: freedom) lets a floating-point sum be split into vector lanes; no approximate
 #: division, reciprocal or function, no assumption of finite values.
 REDUCTION_FLAGS = frozenset({"reassoc", "nsz", "contract"})
+
+
+def cpu_piece(func):
+    """Compile a larger piece of a kernel for the CPU as a function of its own.
+
+    Unlike :func:`cpu`, numba does not copy it into every caller (LLVM may still
+    inline it): each piece is compiled once, which keeps the compilation of kernels
+    made of many pieces short.
+    """
+    return numba.njit(nogil=True)(func)
 
 
 def cpu_reduction(func):

@@ -82,18 +82,16 @@ def prepare_numpy(counts, fixed, templates):
     )
 
 
-def _classify_source(counts, fixed, templates):
+def _classify_source(
+    counts, fixed, templates, scalars, empty_t, active_t, lower, fixed_min, t_min, t_max
+):
+    """Per-chunk sums and extrema of the bins (arrays filled in place, chunk by chunk).
+
+    ``scalars`` per chunk: constant stat, empty fixed, counts, fixed, n_active, n_counted.
+    """
     n = counts.shape[0]
     k = templates.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
-    # per chunk: constant stat, empty fixed, counts, fixed, n_active, n_counted
-    scalars = np.zeros((nchunks, 6))
-    empty_t = np.zeros((nchunks, k))
-    active_t = np.zeros((nchunks, k))
-    lower = np.full((nchunks, k), -np.inf)
-    fixed_min = np.full(nchunks, np.inf)
-    t_min = np.full((nchunks, k), np.inf)
-    t_max = np.full((nchunks, k), -np.inf)
+    nchunks = scalars.shape[0]
     for c in numba.prange(nchunks):
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             is_active = False
@@ -120,11 +118,13 @@ def _classify_source(counts, fixed, templates):
                     empty_t[c, a] += templates[a, i]
                     t_min[c, a] = min(t_min[c, a], templates[a, i])
                     t_max[c, a] = max(t_max[c, a], templates[a, i])
-    offsets = np.zeros(nchunks + 1, dtype=np.int64)
-    for c in range(nchunks):
-        offsets[c + 1] = offsets[c] + np.int64(scalars[c, 5])
-    index = np.empty(offsets[nchunks], dtype=np.int64)
-    for c in numba.prange(nchunks):
+
+
+def _gather_counted_source(counts, templates, offsets, index):
+    """Indices of the counted active bins, chunk ``c`` from ``offsets[c]`` on."""
+    n = counts.shape[0]
+    k = templates.shape[0]
+    for c in numba.prange(offsets.shape[0] - 1):
         position = offsets[c]
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             if counts[i] > 0.0:
@@ -133,26 +133,38 @@ def _classify_source(counts, fixed, templates):
                         index[position] = i
                         position += 1
                         break
-    lower_all = np.full(k, -np.inf)
-    for a in range(k):
-        for c in range(nchunks):
-            lower_all[a] = max(lower_all[a], lower[c, a])
-    t_min_all = np.full(k, np.inf)
-    t_max_all = np.full(k, -np.inf)
-    for a in range(k):
-        for c in range(nchunks):
-            t_min_all[a] = min(t_min_all[a], t_min[c, a])
-            t_max_all[a] = max(t_max_all[a], t_max[c, a])
-    bounds = (fixed_min.min(), t_min_all, t_max_all)
-    return index, scalars.sum(axis=0), empty_t.sum(axis=0), active_t.sum(axis=0), lower_all, bounds
 
 
+# two single-loop kernels, the allocations and the reductions over chunks in NumPy:
+# numba compiles each array expression of a parallel function as a loop of its own
 _classify = cpu_kernel(_classify_source, parallel=True)
+_gather_counted = cpu_kernel(_gather_counted_source, parallel=True)
 
 
 def prepare_numba(counts, fixed, templates):
     """Classify the bins in one parallel numba pass (same result as :func:`prepare_numpy`)."""
-    index, scalars, empty_t, active_t, lower, bounds = _classify(counts, fixed, templates)
+    k = templates.shape[0]
+    nchunks = (counts.shape[0] + CHUNK - 1) // CHUNK
+    scalars = np.zeros((nchunks, 6))
+    empty_t = np.zeros((nchunks, k))
+    active_t = np.zeros((nchunks, k))
+    lower = np.full((nchunks, k), -np.inf)
+    fixed_min = np.full(nchunks, np.inf)
+    t_min = np.full((nchunks, k), np.inf)
+    t_max = np.full((nchunks, k), -np.inf)
+    _classify(counts, fixed, templates, scalars, empty_t, active_t, lower, fixed_min, t_min, t_max)
+    offsets = np.zeros(nchunks + 1, dtype=np.int64)
+    np.cumsum(scalars[:, 5].astype(np.int64), out=offsets[1:])
+    index = np.empty(offsets[-1], dtype=np.int64)
+    _gather_counted(counts, templates, offsets, index)
+    lower = np.max(lower, axis=0, initial=-np.inf)
+    bounds = (
+        float(np.min(fixed_min, initial=np.inf)),
+        np.min(t_min, axis=0, initial=np.inf),
+        np.max(t_max, axis=0, initial=-np.inf),
+    )
+    # along axis 0 NumPy adds the chunks' rows in order, as the kernel did
+    scalars, empty_t, active_t = (a.sum(axis=0) for a in (scalars, empty_t, active_t))
     return PreparedBins(
         counted_index=index,
         constant_stat=float(2.0 * scalars[0]),

@@ -12,14 +12,14 @@ listed bins. Each row allocates its sum rows and one scratch row
 import numba
 import numpy as np
 
-from .jit import cpu, cpu_kernel, cpu_reduction
+from .jit import cpu, cpu_kernel, cpu_piece, cpu_reduction
 from .tsmap_element import N_OUTPUTS, RATIO_INIT, make_scan_functions
 from .tsmap_numpy import pixel_inputs, scan_tables
 
 __all__ = ["ts_scan_numba"]
 
 
-_dense_bin, _dense_pixel, _fit_pixels = make_scan_functions(cpu, cpu_reduction)
+_dense_bin, _dense_pixel, _fit_pixels = make_scan_functions(cpu, cpu_reduction, cpu_piece)
 
 
 def _ts_scan_source(
