@@ -76,16 +76,19 @@ def events(request):
     return request.param, events, reference
 
 
+def _fill_with_gammapy(geom, event_list):
+    counts = Map.from_geom(geom)
+    counts.fill_events(event_list)
+    return counts
+
+
 def test_gammapy_fill_events(benchmark, record, events):
     n, event_list, reference = events
     record("select+bin", f"{n:.0e} events 10x200x200", "gammapy", n_events=n, n_bins=N_BINS)
 
-    def fill():
-        counts = Map.from_geom(GEOM)
-        counts.fill_events(event_list)
-        return counts
-
-    counts = benchmark.pedantic(fill, rounds=rounds(5), warmup_rounds=0, iterations=1)
+    counts = benchmark.pedantic(
+        _fill_with_gammapy, args=(GEOM, event_list), rounds=rounds(5), iterations=1
+    )
     np.testing.assert_array_equal(counts.data, reference.data)
 
 
@@ -166,12 +169,9 @@ def test_gammapy_fill_real_events(benchmark, record, real_events):
     size, event_list, geom, reference = real_events
     record("bin real events", size, "gammapy")
 
-    def fill():
-        counts = Map.from_geom(geom)
-        counts.fill_events(event_list)
-        return counts
-
-    counts = benchmark.pedantic(fill, rounds=rounds(5), warmup_rounds=0, iterations=1)
+    counts = benchmark.pedantic(
+        _fill_with_gammapy, args=(geom, event_list), rounds=rounds(5), iterations=1
+    )
     np.testing.assert_array_equal(counts.data, reference.data)
 
 
