@@ -111,7 +111,7 @@ KERNEL_SIZES = (9, 21, 41)
 
 def synthetic_inputs(npix, k, seed=0):
     """A sparse synthetic map (0.05 background counts per pixel, one source)."""
-    from rtafast_kernels.tsmap_numpy import TSScanInputs
+    from rtafast_kernels.tsmap.inputs import TSScanInputs
 
     rng = np.random.default_rng(seed)
     shape = (1, npix + k - 1, npix + k - 1)

@@ -5,7 +5,10 @@ arrays; the astronomy layer (:mod:`rtafast`) turns gammapy objects into them.
 """
 
 from . import _openmp  # noqa: F401  (first: sets OpenMP's spin count before numba's pool)
-from .backends import (
+from .cash.element import TRUNCATION_VALUE
+from .cash.normfit import NormFitResult, fit_norm, fit_norms
+from .cash.problem import CashProblem
+from .registry import (
     BACKEND_NAMES,
     ENV_VARIABLE,
     BackendUnavailableError,
@@ -15,9 +18,6 @@ from .backends import (
     environment_backend_name,
     resolve_backend,
 )
-from .cash_problem import CashProblem
-from .element import TRUNCATION_VALUE
-from .normfit import NormFitResult, fit_norm, fit_norms
 
 __all__ = [
     "BACKEND_NAMES",

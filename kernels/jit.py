@@ -8,7 +8,7 @@
   on-disk cache, so a new process does not pay the compilation again.
 
 numba's cache only checks the source file of the cached function itself, not the
-element functions it inlines from :mod:`rtafast_kernels.element`. The cache is
+element functions it inlines from :mod:`rtafast_kernels.cash.element`. The cache is
 therefore kept in a folder named after a hash of every source file of this package
 (and numba's version): any edit gives a fresh folder, never stale machine code.
 The folder is ``$RTAFAST_CACHE_DIR`` or ``~/.cache/rtafast`` (``$XDG_CACHE_HOME``);
@@ -150,8 +150,9 @@ def gpu_functions(module):
 def kernel_cache_dir():
     """Return the versioned on-disk cache folder of the CPU kernels, or None."""
     digest = hashlib.sha256(numba.__version__.encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode())
+    package = Path(__file__).parent
+    for source in sorted(package.rglob("*.py")):  # the kernel families' folders too
+        digest.update(source.relative_to(package).as_posix().encode())
         digest.update(source.read_bytes())
     root = os.environ.get("RTAFAST_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rtafast"

@@ -72,7 +72,7 @@ __all__ = [
 TRANSCENDENTAL_FLOPS = 20
 
 _T = TRANSCENDENTAL_FLOPS
-#: Flop-equivalents to bin one event (``rtafast_kernels.binning_element.event_bin``):
+#: Flop-equivalents to bin one event (``rtafast_kernels.binning.element.event_bin``):
 #: deg->rad 2, cos/sin of RA and Dec 4 T, unit vector 2, 3x3 rotation 15, TAN
 #: projection 4, WCS linear map 8, log of the energy T, energy interpolation 4,
 #: rounding of three pixel coordinates 6, flat index 4, histogram add 1 (the

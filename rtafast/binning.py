@@ -25,8 +25,8 @@ from astropy.coordinates import Longitude, SkyCoord
 from gammapy.maps import Map, MapCoord, WcsGeom
 from gammapy.utils.interpolation import interpolation_scale
 
-from rtafast_kernels import binning_element as el
 from rtafast_kernels import resolve_backend
+from rtafast_kernels.binning import element as el
 
 from ._keys import geom_key
 

@@ -18,7 +18,7 @@ from astropy.time import Time
 from gammapy.data import GTI
 
 from rtafast_kernels import resolve_backend
-from rtafast_kernels import selection_element as el
+from rtafast_kernels.selection import element as el
 
 from .binning import _native
 

@@ -55,7 +55,7 @@ def main():
     except Exception as error:  # no NVVM/NVRTC, or numba-cuda needs a device: skip
         print(json.dumps({"unavailable": f"{type(error).__name__}: {error}"}))
         return
-    default_threads = importlib.import_module("rtafast_kernels._cuda_backend").THREADS
+    default_threads = importlib.import_module("rtafast_kernels.launch").THREADS
     results = {}
     for qualified, signatures in request["kernels"].items():
         module_name, name = qualified.rsplit(".", 1)

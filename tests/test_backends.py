@@ -8,7 +8,7 @@ import pytest
 
 import rtafast
 from rtafast.cli import main
-from rtafast_kernels import backends
+from rtafast_kernels import registry as backends
 
 
 def test_names_resolve_to_cached_backends():

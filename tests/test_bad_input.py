@@ -30,7 +30,7 @@ from rtafast.reference_data import (
 )
 from rtafast.simulate import DEMO_POSITION
 from rtafast.stream import BunchAccumulator, BunchStats
-from rtafast_kernels import backends
+from rtafast_kernels import registry as backends
 
 # -- 1. geometries: axes and WCS are compared, not shapes ---------------------------------
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from rtafast.binning import GeomBinning, event_columns, fill_counts
 from rtafast.reference_data import find_data_dir
-from rtafast_kernels import binning_element as el
-from rtafast_kernels.binning import bin_codes_numpy
+from rtafast_kernels.binning import element as el
+from rtafast_kernels.binning.reference import bin_codes_numpy
 
 PKS_RUNS = tuple(range(33787, 33802))
 CRAB_RUNS = (23523, 23526, 23559, 23592)

@@ -1,4 +1,4 @@
-"""The CUDA binning kernel's own counts (``rtafast_kernels.binning_cuda._bin_kernel``).
+"""The CUDA binning kernel's own counts (``rtafast_kernels.binning.gpu._bin_kernel``).
 
 The events here lie inside their bins, or near an edge but beyond the ambiguity
 tolerance (``GeomBinning.params_for``), so the kernel decides and counts every one
@@ -22,7 +22,7 @@ from gammapy.maps import Map, MapAxis, WcsGeom
 
 from rtafast.binning import GeomBinning, bin_into, event_columns, fill_counts
 from rtafast_kernels import available_backends, resolve_backend
-from rtafast_kernels.binning import bin_codes_numpy
+from rtafast_kernels.binning.reference import bin_codes_numpy
 
 ENERGY = MapAxis.from_energy_bounds(0.5, 50, 4, unit="TeV")
 VARIANTS = [("icrs", "TAN"), ("galactic", "TAN"), ("icrs", "CAR"), ("galactic", "CAR")]

@@ -1,4 +1,4 @@
-"""The numba binning kernel's float32 screening path (rtafast_kernels.binning_fast_element).
+"""The numba binning kernel's float32 screening path (rtafast_kernels.binning.fast_element).
 
 The screening path decides an event's bin in float32 unless the event lies within a
 band around a bin edge (or outside the polynomials' domain); those events are
@@ -20,9 +20,10 @@ from astropy.coordinates import SkyCoord
 from gammapy.maps import MapAxis, WcsGeom
 
 from rtafast.binning import GeomBinning
-from rtafast_kernels import binning_element as el
-from rtafast_kernels import binning_fast_element as fe
-from rtafast_kernels.binning import bin_events_numba, bin_events_numpy, fast_params
+from rtafast_kernels.binning import element as el
+from rtafast_kernels.binning import fast_element as fe
+from rtafast_kernels.binning.cpu import bin_events_numba, fast_params
+from rtafast_kernels.binning.reference import bin_events_numpy
 from rtafast_kernels.jit import cpu_functions
 
 ENERGY = MapAxis.from_energy_bounds(0.5, 50, 10, unit="TeV")
@@ -182,7 +183,7 @@ def test_screening_matches_numpy_reference(name, dtype):
 
 def test_parallel_blocks_match_serial(monkeypatch):
     """Big inputs are split over private histograms and merged: same cube and codes."""
-    import rtafast_kernels.binning as kb
+    import rtafast_kernels.binning.cpu as kb
 
     binning = GeomBinning(ADVERSARIAL_GEOMS["icrs-TAN"])
     center = binning.geom.center_skydir.icrs

@@ -41,7 +41,7 @@ from gammapy.maps import MapAxis, WcsGeom
 import rtafast_kernels as rk
 from rtafast.binning import fill_counts
 from rtafast.selection import select_events
-from rtafast_kernels.tsmap_numpy import TSScanInputs
+from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 #: Compute capabilities compiled for (A100; H100 and H200).
 CCS = ((8, 0), (9, 0))
@@ -67,8 +67,8 @@ def _kernels():
     from numba.cuda.simulator.kernel import FakeCUDAKernel
 
     found = {}
-    for info in pkgutil.iter_modules(rk.__path__):
-        module_name = info.name
+    for info in pkgutil.walk_packages(rk.__path__, prefix="rtafast_kernels."):
+        module_name = info.name.removeprefix("rtafast_kernels.")
         module = importlib.import_module(f"rtafast_kernels.{module_name}")
         for name, value in vars(module).items():
             if isinstance(value, FakeCUDAKernel) and not value._device:
@@ -185,7 +185,7 @@ def test_exercise_launches_every_kernel(recorded_launches):
     assert set(recorded_launches) == {f"{m}.{n}" for m, n in _kernels()}
     missing = sorted(name for name, signatures in recorded_launches.items() if not signatures)
     assert not missing, f"kernels never launched by the exercise: {missing}"
-    binning = recorded_launches["binning_cuda._bin_kernel"]
+    binning = recorded_launches["binning.gpu._bin_kernel"]
     assert len(binning) == 2  # float32 and float64 event columns
 
 

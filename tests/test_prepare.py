@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rtafast_kernels as rk
-from rtafast_kernels.prepare import prepare_numba, prepare_numpy
+from rtafast_kernels.cash.prepare import prepare_numba, prepare_numpy
 
 
 def _inputs(seed=0, n=20000, k=2):

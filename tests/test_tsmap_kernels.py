@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from gammapy.estimators.map.ts import BrentqFluxEstimator, SimpleMapDataset
 
-from rtafast_kernels.tsmap_element import OUTPUT_NAMES
-from rtafast_kernels.tsmap_numpy import TSScanInputs
+from rtafast_kernels.tsmap.element import OUTPUT_NAMES
+from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 ROWS = {name: i for i, name in enumerate(OUTPUT_NAMES)}
 
@@ -197,7 +197,7 @@ def test_mixed_kernel_rows_match_gammapy(backend):
 def test_irregular_inputs_agree_with_numpy(backend):
     """Negative background or counts (not physical): every bin is fitted bin by bin."""
     from rtafast_kernels import resolve_backend
-    from rtafast_kernels.tsmap_numpy import scan_tables
+    from rtafast_kernels.tsmap.inputs import scan_tables
 
     inputs = _inputs(ny=4, nx=4, want_errs=True, want_ul=True)
     inputs.background[0, 3, 3] = -0.01

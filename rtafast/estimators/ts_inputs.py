@@ -47,8 +47,8 @@ import astropy.units as u
 import numpy as np
 
 from rtafast._maps import map_like
-from rtafast_kernels.element import TRUNCATION_VALUE
-from rtafast_kernels.tsmap_numpy import TSScanInputs
+from rtafast_kernels.cash.element import TRUNCATION_VALUE
+from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 from .convolution import convolve_images
 from .irf_match import GeomMemo, RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
@@ -238,7 +238,7 @@ def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options
 
     Returns
     -------
-    inputs : `rtafast_kernels.tsmap_numpy.TSScanInputs`
+    inputs : `rtafast_kernels.tsmap.inputs.TSScanInputs`
     positions : tuple of ndarray
         ``(y, x)`` pixel indices of the fitted pixels.
     ring : tuple of ndarray or None

@@ -9,7 +9,7 @@ from gammapy.maps import Map, Maps
 
 from rtafast import dispatch
 from rtafast_kernels import resolve_backend
-from rtafast_kernels.tsmap_element import OUTPUT_NAMES
+from rtafast_kernels.tsmap.element import OUTPUT_NAMES
 
 from . import ts_kernel
 from .ts_inputs import build_scan_inputs, default_cache, squashed_geom
@@ -39,7 +39,7 @@ class TSMapEstimator(GammapyTSMapEstimator):
     longer live time of the same pointing -- rescales the exposures, see
     :mod:`rtafast.estimators.ts_inputs`. Joint maps of datasets whose kernels
     differ in shape are computed too. The per-pixel fits run on the backend's
-    ``ts_scan`` kernel (:mod:`rtafast_kernels.tsmap_element`).
+    ``ts_scan`` kernel (:mod:`rtafast_kernels.tsmap.element`).
 
     Differences from gammapy:
 
@@ -52,7 +52,7 @@ class TSMapEstimator(GammapyTSMapEstimator):
       brentq: the physical limit, ``max_niter``, False, as in gammapy); a small
       ``rtol`` (e.g. 1e-10) gives the minimum to rounding. ``norm_errn``,
       ``norm_errp`` and ``norm_ul`` are gammapy's brentq searches on its brackets
-      (see `rtafast_kernels.tsmap_element`); values differ from gammapy's only by
+      (see `rtafast_kernels.tsmap.element`); values differ from gammapy's only by
       the rounding of the sums;
     * the initial flux map (gammapy's starting point) is only computed with a
       ``threshold``, which it decides; without one each fit starts at norm 0;

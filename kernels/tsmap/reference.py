@@ -1,236 +1,17 @@
-"""TS-scan inputs, their per-bin tables, and the NumPy reference scan.
+"""TS scan, NumPy reference: :mod:`rtafast_kernels.tsmap.element` vectorised over pixels.
 
-:class:`TSScanInputs` holds the flat arrays every backend's ``ts_scan`` takes;
-:func:`scan_tables` turns them into the per-bin tables every backend's kernel
-reads (:class:`ScanTables`: listed and linear bins, see
-:mod:`rtafast_kernels.tsmap_element`). :func:`ts_scan_numpy` is the vectorised
-twin of :mod:`rtafast_kernels.tsmap_element`: the same algorithm (sums, start,
-pole-model steps with bisection safeguard, stopping rules) on all pixels at
-once, looping over the kernel footprint with gathers of one value per pixel,
-in the same order as the per-pixel loops, so memory stays O(map size).
+The same algorithm as the compiled kernels (sums, start, pole-model steps with
+bisection safeguard, stopping rules) on all pixels at once, looping over the kernel
+footprint with gathers of one value per pixel, in the same order as the per-pixel
+loops, so memory stays O(map size).
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
-from .element import LOG_TRUNCATION_VALUE, TRUNCATION_VALUE
-from .tsmap_element import (
-    BRENTQ_RTOL_MIN,
-    BRENTQ_XTOL,
-    N_OUTPUTS,
-    RATIO_INIT,
-)
+from .element import BRENTQ_RTOL_MIN, BRENTQ_XTOL, N_OUTPUTS, RATIO_INIT
+from .inputs import cash_half, pixel_inputs, scan_tables
 
-__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "pixel_inputs", "ts_scan_numpy"]
-
-
-@dataclass
-class TSScanInputs:
-    """Arrays of a TS scan (host NumPy arrays; backends copy them to the device).
-
-    Attributes
-    ----------
-    counts, background, expo : ndarray, shape (L, NY + ky - 1, NX + kx - 1), float64
-        Per layer (energy bin or summed energies, of each dataset): observed
-        counts, predicted background counts and the exposure factor of the source
-        model, zero-padded by half a kernel on each side.
-    kidx : ndarray, shape like ``counts``, int32
-        Row of ``ktab`` giving the kernel of each bin.
-    ktab : ndarray, shape (nK, ky, kx), float64
-        Kernel table; a bin's source counts at norm 1 are ``ktab[kidx] * expo``.
-    pix_y, pix_x : ndarray, shape (npix,), int64
-        Fitted pixels (unpadded coordinates = corner of the footprint in the padded arrays).
-    guess : ndarray, shape (npix,), float64
-        Initial norm of each pixel (gammapy's kernel-correlated excess): only
-        used with a threshold (the TS of the guess decides whether the pixel
-        is fitted; a skipped pixel keeps it as its norm).
-    threshold : float
-        TS of the initial guess below which the fit is skipped (if ``use_threshold``).
-    use_threshold : bool
-    n_sigma, n_sigma_ul : float
-        Error and upper-limit confidence (in sigma).
-    rtol : float
-        brentq's relative tolerance (gammapy's ``rtol``) of the fit and of the
-        confidence searches (``xtol`` is scipy's 2e-12).
-    max_niter : int
-        brentq's ``maxiter`` of each root search.
-    want_errs, want_ul : bool
-        Compute ``norm_errn``/``norm_errp``, ``norm_ul``.
-    ring_counts : ndarray, shape (npix,), float64, optional
-        Counts of each pixel's footprint bins that gammapy's footprint does not have
-        (a kernel zero-padded to a larger kernel's shape): left out of the sum of
-        counts (the trivial-fit test) and of the bracket's upper end.
-    """
-
-    counts: np.ndarray
-    background: np.ndarray
-    expo: np.ndarray
-    kidx: np.ndarray
-    ktab: np.ndarray
-    pix_y: np.ndarray
-    pix_x: np.ndarray
-    guess: np.ndarray
-    threshold: float = 0.0
-    use_threshold: bool = False
-    n_sigma: float = 1.0
-    n_sigma_ul: float = 2.0
-    rtol: float = 1e-10
-    max_niter: int = 100
-    want_errs: bool = False
-    want_ul: bool = False
-    ring_counts: np.ndarray | None = None
-
-
-def pixel_inputs(inputs):
-    """Per-pixel inputs of the compiled kernels, shape ``(2, npix)``: the initial
-    norms and ``ring_counts`` (0 without)."""
-    out = np.zeros((2, inputs.pix_y.size))
-    out[0] = inputs.guess
-    if inputs.ring_counts is not None:
-        out[1] = inputs.ring_counts
-    return out
-
-
-@dataclass
-class ScanTables:
-    """Per-bin tables of a TS scan (flat, row-major over the padded ``(L, NYp, NXp)``).
-
-    Attributes
-    ----------
-    ny_pad, nx_pad : int
-        Padded image shape.
-    e_lin, b_lin : ndarray, float64
-        Exposure and background of the linear bins (``n = 0``), 0 at listed bins.
-    r_lin : ndarray, float64
-        ``b / e`` of the linear bins with ``e > 0``, ``inf`` elsewhere.
-    kidx : ndarray, int32
-        Kernel row of each bin.
-    layer_kid : ndarray, int64, shape (L,)
-        The kernel row shared by all linear bins of a layer that have exposure
-        or background, or -1 where they use several rows.
-    ktab, inv_ktab, neg_inv_ktab : ndarray, float64, shape (nK, ky, kx)
-        Kernel table, ``1 / ktab`` where ``ktab > 0`` and ``-1 / ktab`` where
-        ``ktab < 0`` (``inf`` elsewhere).
-    start : ndarray, int64, shape (L * NYp * NXp + 1,)
-        Number of listed bins before each bin (the listed bins of a row segment
-        ``[p, q)`` are ``start[p]:start[q]`` of the listed arrays).
-    lcol, lk : ndarray, int64 / int32
-        Column and kernel row of each listed bin.
-    ln, lb, le, lc0, lib, lrb : ndarray, float64
-        Counts, background, exposure, ``cash_term(n, b)``, ``1 / b`` and ``b / e``
-        (``inf`` where ``e <= 0``) of each listed bin.
-    regular : bool
-        Whether all counts, backgrounds and exposures are >= 0 and the kernel
-        values finite (then the listed bins are those with ``n > 0``); otherwise
-        every bin with a non-zero value is listed and there are no linear bins.
-    """
-
-    ny_pad: int
-    nx_pad: int
-    e_lin: np.ndarray
-    b_lin: np.ndarray
-    r_lin: np.ndarray
-    kidx: np.ndarray
-    layer_kid: np.ndarray
-    ktab: np.ndarray
-    inv_ktab: np.ndarray
-    neg_inv_ktab: np.ndarray
-    start: np.ndarray
-    lcol: np.ndarray
-    lk: np.ndarray
-    ln: np.ndarray
-    lb: np.ndarray
-    le: np.ndarray
-    lc0: np.ndarray
-    lib: np.ndarray
-    lrb: np.ndarray
-    regular: bool
-
-
-def _cash(n, mu):
-    """Half the Cash term per bin, with gammapy's truncation (vectorised)."""
-    truncated = mu <= TRUNCATION_VALUE
-    safe = np.where(truncated, 1.0, mu)
-    log_mu = np.where(truncated, LOG_TRUNCATION_VALUE, np.log(safe))
-    return np.where(truncated, TRUNCATION_VALUE, mu) - np.where(n > 0, n * log_mu, 0.0)
-
-
-def scan_tables(inputs):
-    """Per-bin tables of TS-scan inputs (built on the host, O(map size)).
-
-    Parameters
-    ----------
-    inputs : TSScanInputs
-
-    Returns
-    -------
-    ScanTables
-    """
-    counts = np.ascontiguousarray(inputs.counts, dtype=np.float64)
-    background = np.ascontiguousarray(inputs.background, dtype=np.float64)
-    expo = np.ascontiguousarray(inputs.expo, dtype=np.float64)
-    kidx = np.ascontiguousarray(inputs.kidx, dtype=np.int32)
-    ktab = np.ascontiguousarray(inputs.ktab, dtype=np.float64)
-    layers, ny_pad, nx_pad = counts.shape
-    regular = bool(
-        np.isfinite(ktab).all()
-        and (expo >= 0).all()
-        and (counts >= 0).all()
-        and (background >= 0).all()
-    )
-    if regular:
-        listed = counts > 0
-    else:
-        listed = (counts != 0) | (background != 0) | (expo != 0)
-    linear = ~listed
-    e_lin = np.where(linear, expo, 0.0)
-    b_lin = np.where(linear, background, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_lin = np.where(linear & (expo > 0), background / np.where(expo > 0, expo, 1.0), np.inf)
-        inv_ktab = np.where(ktab > 0, 1.0 / np.where(ktab > 0, ktab, 1.0), np.inf)
-        neg_inv_ktab = np.where(ktab < 0, -1.0 / np.where(ktab < 0, ktab, 1.0), np.inf)
-    relevant = linear & ((expo != 0) | (background != 0))
-    layer_kid = np.zeros(layers, dtype=np.int64)
-    for layer in range(layers):
-        kids = kidx[layer][relevant[layer]]
-        if kids.size and (kids != kids[0]).any():
-            layer_kid[layer] = -1
-        elif kids.size:
-            layer_kid[layer] = kids[0]
-    flat_listed = listed.ravel()
-    index = np.flatnonzero(flat_listed)
-    start = np.zeros(flat_listed.size + 1, dtype=np.int64)
-    np.cumsum(flat_listed, out=start[1:])
-    ln = counts.ravel()[index]
-    lb = background.ravel()[index]
-    le = expo.ravel()[index]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lib = 1.0 / lb
-        lrb = np.where(le > 0, lb / np.where(le > 0, le, 1.0), np.inf)
-    tables = ScanTables(
-        ny_pad=ny_pad,
-        nx_pad=nx_pad,
-        e_lin=e_lin.ravel(),
-        b_lin=b_lin.ravel(),
-        r_lin=r_lin.ravel(),
-        kidx=kidx.ravel(),
-        layer_kid=layer_kid,
-        ktab=ktab,
-        inv_ktab=inv_ktab,
-        neg_inv_ktab=neg_inv_ktab,
-        start=start,
-        lcol=index % nx_pad,
-        lk=kidx.ravel()[index],
-        ln=ln,
-        lb=lb,
-        le=le,
-        lc0=_cash(ln, lb),
-        lib=lib,
-        lrb=lrb,
-        regular=regular,
-    )
-    return tables
+__all__ = ["ts_scan_numpy", "ts_scan"]
 
 
 class _Footprint:
@@ -373,7 +154,7 @@ def _linear_exact(fp, x):
     for k, _, _, e_lin, b_lin, _ in fp.linear():
         m = k * e_lin
         use = ~((b_lin == 0) & (m == 0))
-        value = _add(value, use, _cash(0.0, b_lin + x * m))
+        value = _add(value, use, cash_half(0.0, b_lin + x * m))
     return value
 
 
@@ -393,7 +174,7 @@ def _stat_at(fp, s, x):
     stat = s.const.copy()
     front_bins, back_bins = _listed_bins(fp, s)
     for _, use, n, b, m, _ in front_bins + back_bins:
-        stat = _add(stat, use, _cash(n, b + x * m))
+        stat = _add(stat, use, cash_half(n, b + x * m))
     above = (x >= s.norm_min_total) & (x <= s.lin_up)
     stat = np.where(above, stat + (s.lin_b + x * s.lin_m), stat + _linear_exact(fp, x))
     return 2.0 * stat
@@ -409,7 +190,7 @@ def _cash_root(front_bins, s, x):
 
 
 def _brentq_step(state, xtol, rtol):
-    """Vectorised :func:`rtafast_kernels.tsmap_element.brentq_step`: ``(state, done)``."""
+    """Vectorised :func:`rtafast_kernels.tsmap.element.brentq_step`: ``(state, done)``."""
     xpre, xcur, xblk, fpre, fcur, fblk, spre, scur = state
     flip = (fpre != 0) & (fcur != 0) & ((fpre < 0) != (fcur < 0))
     xblk = np.where(flip, xpre, xblk)
@@ -493,7 +274,7 @@ def _brentq(f, a, b, active, rtol, max_niter):
 
 
 def _confidence(stat_at, target, start, end, rtol, max_niter):
-    """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap_element`."""
+    """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap.element`."""
 
     def f(x):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -504,12 +285,12 @@ def _confidence(stat_at, target, start, end, rtol, max_niter):
 
 
 def ts_scan_numpy(inputs):
-    """Reference TS scan, vectorised over pixels (see :mod:`rtafast_kernels.tsmap_element`).
+    """Reference TS scan, vectorised over pixels (see :mod:`rtafast_kernels.tsmap.element`).
 
     Returns
     -------
     ndarray, shape (N_OUTPUTS, npix)
-        Rows in :data:`rtafast_kernels.tsmap_element.OUTPUT_NAMES` order.
+        Rows in :data:`rtafast_kernels.tsmap.element.OUTPUT_NAMES` order.
     """
     fp = _Footprint(inputs, scan_tables(inputs))
     s = _gather(fp)
@@ -552,7 +333,7 @@ def ts_scan_numpy(inputs):
     front_bins, back_bins = _listed_bins(fp, s)
     for _, use, n, b, m, _ in front_bins + back_bins:
         mu = b + norm * m
-        stat = _add(stat, use, _cash(n, mu))
+        stat = _add(stat, use, cash_half(n, mu))
         nonzero = use & (mu != 0)
         safe = np.where(nonzero, mu, 1.0)
         curvature = _add(curvature, nonzero, m * m * n / (safe * safe))
@@ -576,3 +357,8 @@ def ts_scan_numpy(inputs):
     out[0], out[1], out[2], out[3], out[4] = norm, norm_err, s.stat_null - stat, stat, s.stat_null
     out[5], out[6], out[7], out[8] = niter, success, npred, npred - s.sum_b
     return out
+
+
+def ts_scan(backend, inputs):
+    """Operation ``ts_scan`` (numpy): host array ``(N_OUTPUTS, npix)``; see :mod:`.element`."""
+    return ts_scan_numpy(inputs)

@@ -1,8 +1,8 @@
-"""CPU TS-scan kernel: the per-pixel fit of :mod:`rtafast_kernels.tsmap_element`
+"""CPU TS-scan kernel: the per-pixel fit of :mod:`rtafast_kernels.tsmap.element`
 compiled with numba, parallel over image rows (``prange``).
 
 For each image row holding fitted pixels, the linear sums of all its pixels
-(:func:`rtafast_kernels.tsmap_element.dense_bin`) are accumulated one footprint
+(:func:`rtafast_kernels.tsmap.element.dense_bin`) are accumulated one footprint
 offset at a time with the innermost loop running along the row (contiguous,
 branch-free: it vectorises); then each pixel of the row is fitted from its
 listed bins. Each row allocates its sum rows and one scratch row
@@ -12,11 +12,11 @@ listed bins. Each row allocates its sum rows and one scratch row
 import numba
 import numpy as np
 
-from .jit import cpu, cpu_kernel, cpu_piece, cpu_reduction
-from .tsmap_element import N_OUTPUTS, RATIO_INIT, make_scan_functions
-from .tsmap_numpy import pixel_inputs, scan_tables
+from ..jit import cpu, cpu_kernel, cpu_piece, cpu_reduction
+from .element import N_OUTPUTS, RATIO_INIT, make_scan_functions
+from .inputs import pixel_inputs, scan_tables
 
-__all__ = ["ts_scan_numba"]
+__all__ = ["ts_scan_numba", "ts_scan"]
 
 
 _dense_bin, _dense_pixel, _fit_pixels = make_scan_functions(cpu, cpu_reduction, cpu_piece)
@@ -189,12 +189,12 @@ def _rows(pix_y, pix_x):
 
 
 def ts_scan_numba(inputs, parallel=True):
-    """Run the TS scan of :class:`rtafast_kernels.tsmap_numpy.TSScanInputs` on the CPU.
+    """Run the TS scan of :class:`rtafast_kernels.tsmap.inputs.TSScanInputs` on the CPU.
 
     Returns
     -------
     ndarray, shape (N_OUTPUTS, npix)
-        Rows in :data:`rtafast_kernels.tsmap_element.OUTPUT_NAMES` order.
+        Rows in :data:`rtafast_kernels.tsmap.element.OUTPUT_NAMES` order.
     """
     pix_y = np.asarray(inputs.pix_y, dtype=np.int64)
     pix_x = np.asarray(inputs.pix_x, dtype=np.int64)
@@ -247,3 +247,8 @@ def ts_scan_numba(inputs, parallel=True):
         out,
     )
     return out
+
+
+def ts_scan(backend, inputs):
+    """Operation ``ts_scan`` (numba, parallel): host array ``(N_OUTPUTS, npix)``."""
+    return ts_scan_numba(inputs)

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..jit import cpu, cpu_kernel
+from ..launch import CHUNK
 from . import element
-from .jit import cpu, cpu_kernel
 
 __all__ = ["PreparedBins", "prepare_numpy", "prepare_numba"]
 
 _cash_term = cpu(element.cash_term)
-CHUNK = 4096
 
 
 @dataclass

@@ -3,9 +3,9 @@
 :func:`make_scan_functions` builds, with a compiler from :mod:`rtafast_kernels.jit`
 (``cpu`` for numba, ``gpu_device`` for CUDA), the functions that fit one pixel
 of a TS map: the free norm ``x`` of ``mu = b + x m`` over the bins of the kernel
-footprint around the pixel. The CPU kernel (:mod:`rtafast_kernels.tsmap_numba`)
-and the GPU kernel (:mod:`rtafast_kernels.tsmap_cuda`) call the same source; the
-NumPy reference (:mod:`rtafast_kernels.tsmap_numpy`) is its vectorised twin.
+footprint around the pixel. The CPU kernel (:mod:`rtafast_kernels.tsmap.cpu`)
+and the GPU kernel (:mod:`rtafast_kernels.tsmap.gpu`) call the same source; the
+NumPy reference (:mod:`rtafast_kernels.tsmap.reference`) is its vectorised twin.
 
 Conventions are gammapy 2.1's (``gammapy.estimators.map.ts``):
 
@@ -25,7 +25,7 @@ Conventions are gammapy 2.1's (``gammapy.estimators.map.ts``):
 * ``errn``/``errp``/``ul``: where ``stat`` crosses ``stat_best + n_sigma^2``
   (``n_sigma_ul^2``) within 100 ``norm_err`` of the norm, NaN when it does not.
 
-Bins and sums (see :class:`rtafast_kernels.tsmap_numpy.ScanTables`): the bins
+Bins and sums (see :class:`rtafast_kernels.tsmap.inputs.ScanTables`): the bins
 of a map are split once into *listed* bins (``n > 0``) and *linear* bins
 (``n = 0``; when counts, backgrounds or exposures are negative somewhere, every
 non-zero bin is listed instead). A linear bin's term ``b + x m`` is linear in
@@ -66,7 +66,7 @@ the exact minimum; a small ``rtol`` (e.g. 1e-10) gives the minimum to rounding.
 
 import math
 
-from . import element
+from ..cash import element
 
 __all__ = [
     "N_OUTPUTS",
@@ -227,12 +227,12 @@ def make_scan_functions(compile_function, compile_reduction=None, compile_piece=
         footprint ``[y, y + ky) x [x, x + kx)`` of the padded layers; its
         ``dense_pixel`` sums are ``lin_sums[lin_row, :, x - lin_offset]``) and writes
         column ``j`` of ``out`` (rows in :data:`OUTPUT_NAMES` order; ``guess`` is
-        :func:`rtafast_kernels.tsmap_numpy.pixel_inputs`: row 0 the initial norms,
+        :func:`rtafast_kernels.tsmap.inputs.pixel_inputs`: row 0 the initial norms,
         row 1 the counts outside gammapy's footprint), using row
         ``row`` of ``scratch`` (shape ``(rows, 4, L * ky * kx)``: counts, model,
         background and ``b / m`` of the stored bins). ``tables = (e_lin, b_lin,
         kidx, ktab, inv_ktab, start, lcol, lk, ln, lb, le, lc0, lib, lrb)`` (see
-        :class:`rtafast_kernels.tsmap_numpy.ScanTables`) and ``options =
+        :class:`rtafast_kernels.tsmap.inputs.ScanTables`) and ``options =
         (regular, ny_pad, nx_pad, threshold, use_threshold, n_sigma, n_sigma_ul,
         rtol, max_niter, want_errs, want_ul)`` are tuples because a call with 30
         or more arguments compiles to ``f(*args)``, which numba cannot inline. The

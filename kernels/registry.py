@@ -1,9 +1,16 @@
-"""The backend registry: ``"auto" | "numpy" | "numba" | "cuda"``, resolved once.
+"""The backend registry: ``"auto" | "numpy" | "numba" | "cuda"``, resolved once, and
+the operations of every kernel family, keyed by operation and backend.
 
 Every entry point of rtafast takes ``array_backend=`` and calls :func:`resolve_backend`,
-which returns a cached backend object exposing the same small set of array
-methods (``asarray``, ``to_numpy``, ``cash_sum``, ``cash_reduce``, ...). No other
-module branches on the backend's name.
+which returns a cached backend object. A backend is small (the protocol of
+:class:`Backend`: ``name``, ``xp``, ``asarray``, ``to_numpy``, ``synchronize``,
+``device_name``); its operations (``backend.cash_sum(...)``, ``backend.ts_scan(...)``,
+...) come from the kernel families listed in :data:`FAMILIES`: each family is a
+sub-package whose ``OPERATIONS = {operation: {backend name: module}}`` names the module
+of the family that implements the operation for that backend, as a function
+``operation(backend, *args)``. The module is imported on the operation's first use.
+Adding a kernel family: its folder, and one entry in :data:`FAMILIES`. No other module
+branches on the backend's name.
 
 ``None`` means: the environment variable ``RTAFAST_BACKEND`` if set (checked:
 an unknown name raises ``ValueError`` naming the variable), else ``"auto"``.
@@ -12,17 +19,23 @@ else ``"numba"``, else ``"numpy"``. CuPy is imported only when the cuda backend
 is resolved.
 """
 
+import functools
+import importlib
 import importlib.util
 import os
 
 __all__ = [
     "BACKEND_NAMES",
     "ENV_VARIABLE",
+    "FAMILIES",
+    "Backend",
     "BackendUnavailableError",
     "available_backends",
     "auto_backend_name",
     "default_backend_name",
     "environment_backend_name",
+    "operation",
+    "operation_table",
     "resolve_backend",
 ]
 
@@ -31,7 +44,72 @@ BACKEND_NAMES = ("numpy", "numba", "cuda")
 #: Environment variable that overrides the default backend.
 ENV_VARIABLE = "RTAFAST_BACKEND"
 
+#: Kernel families: sub-packages of ``rtafast_kernels`` declaring ``OPERATIONS``.
+FAMILIES = ("cash", "binning", "selection", "tsmap")
+
 _instances = {}
+
+
+@functools.cache
+def operation_table():
+    """``{operation: (family, {backend name: module})}`` of every kernel family.
+
+    Raises
+    ------
+    RuntimeError
+        If two families declare the same operation.
+    """
+    table = {}
+    for family in FAMILIES:
+        declared = importlib.import_module(f"{__package__}.{family}").OPERATIONS
+        for name, modules in declared.items():
+            if name in table:
+                raise RuntimeError(f"operation {name!r} declared by {table[name][0]} and {family}")
+            table[name] = (family, dict(modules))
+    return table
+
+
+def operation(name, backend_name):
+    """The function implementing operation ``name`` on a backend (imports its module).
+
+    Returns
+    -------
+    callable
+        ``function(backend, *args)``.
+
+    Raises
+    ------
+    AttributeError
+        If no family declares the operation, or not for this backend.
+    """
+    table = operation_table()
+    if name not in table or backend_name not in table[name][1]:
+        raise AttributeError(f"no kernel family provides operation {name!r} on {backend_name!r}")
+    family, modules = table[name]
+    module = importlib.import_module(f"{__package__}.{family}.{modules[backend_name]}")
+    return getattr(module, name)
+
+
+class Backend:
+    """Base of the backend objects: operations resolved through the registry.
+
+    Subclasses (:mod:`rtafast_kernels.devices`) provide the array protocol: ``xp`` (the
+    array module), ``asarray``, ``to_numpy``, ``synchronize``, ``device_name`` and
+    ``bin_chunk_events``. ``backend.op(*args)`` calls the family's ``op(backend, *args)``.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        bound = functools.partial(operation(name, self.name), self)
+        setattr(self, name, bound)  # looked up once per backend and operation
+        return bound
+
+    def __repr__(self):
+        return f"<rtafast backend {self.name!r}>"
 
 
 class BackendUnavailableError(RuntimeError):
@@ -98,17 +176,9 @@ def auto_backend_name():
 
 
 def _create(name):
-    if name == "numpy":
-        from ._numpy_backend import NumpyBackend
+    from . import devices
 
-        return NumpyBackend()
-    if name == "numba":
-        from ._numba_backend import NumbaBackend
-
-        return NumbaBackend()
-    from ._cuda_backend import CudaBackend
-
-    return CudaBackend()
+    return devices.CudaDevice(name) if name == "cuda" else devices.HostDevice(name)
 
 
 def _unknown_name(value, source):

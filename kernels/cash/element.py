@@ -4,7 +4,7 @@ Every function here is scalar, side-effect free and uses only :mod:`math`, so th
 same source compiles with ``numba.njit`` for the CPU and with
 ``numba.cuda.jit(device=True)`` for the GPU (see :mod:`rtafast_kernels.jit`).
 The NumPy backend has a vectorised twin of the same formulas
-(:mod:`rtafast_kernels._numpy_backend`), used as the reference in tests.
+(:mod:`rtafast_kernels.cash.reference`), used as the reference in tests.
 
 Conventions follow gammapy 2.1 (``gammapy.stats.cash_sum_jit``): the predicted
 counts ``mu`` are truncated at ``TRUNCATION_VALUE``; the ``n ln mu`` term only

@@ -1,6 +1,6 @@
 """Branch-free float32 element math of event binning, for vectorised CPU loops.
 
-A screening twin of :func:`rtafast_kernels.binning_element.event_bin`: the same
+A screening twin of :func:`rtafast_kernels.binning.element.event_bin`: the same
 bins for every event it decides, computed in float32 with no libm call, so that
 LLVM vectorises the event loop (16 float32 lanes per AVX-512 register). Events
 within :data:`F_TOL` (a band wide enough to hold float32's rounding, see
@@ -54,7 +54,7 @@ F_NY = 20
 F_NE = 21
 F_TOL = 22  # band around spatial bin edges, pixels
 F_ETOL = 23  # band around energy bin edges, bins
-F_PROJ = 24  # 0 TAN, 1 CAR (binning_element.PROJ_*)
+F_PROJ = 24  # 0 TAN, 1 CAR (element.PROJ_*)
 F_LOG = 25  # 1 log-scale energy axis, 0 linear
 F_E0 = 26  # first scaled edge
 F_EINV = 27  # 1 / (scaled bin width)

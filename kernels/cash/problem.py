@@ -14,7 +14,7 @@ the prediction of an empty bin to the truncation value, the exact sum is used.
 
 import numpy as np
 
-from .backends import resolve_backend
+from ..registry import resolve_backend
 from .element import TRUNCATION_VALUE
 
 __all__ = ["CashProblem"]

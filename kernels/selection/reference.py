@@ -1,18 +1,14 @@
-"""Event selection kernels: NumPy reference and numba twin (CUDA: selection_cuda)."""
+"""Event selection, NumPy reference of :func:`rtafast_kernels.selection.element.event_selected`."""
 
-import numba
 import numpy as np
 
-from . import selection_element as el
-from .jit import cpu_functions, cpu_kernel
+from . import element as el
 
-__all__ = ["select_numpy", "select_numba"]
-
-_event_selected = cpu_functions(el).event_selected
+__all__ = ["select_numpy", "select_events"]
 
 
 def select_numpy(time, energy, ra, dec, p, intervals):
-    """Vectorised reference of :func:`~rtafast_kernels.selection_element.event_selected`."""
+    """Vectorised reference of :func:`~rtafast_kernels.selection.element.event_selected`."""
     time, energy = np.asarray(time, np.float64), np.asarray(energy, np.float64)
     selected = (p[el.S_EMIN] <= energy) & (energy < p[el.S_EMAX])
     ambiguous = np.zeros(time.shape, dtype=bool)
@@ -37,22 +33,6 @@ def select_numpy(time, energy, ra, dec, p, intervals):
     return codes.astype(np.int8)
 
 
-def _select_source(time, energy, ra, dec, p, intervals, codes):
-    for i in numba.prange(time.shape[0]):
-        codes[i] = _event_selected(
-            float(time[i]), float(energy[i]), float(ra[i]), float(dec[i]), p, intervals
-        )
-
-
-_select_parallel = cpu_kernel(_select_source, parallel=True)
-_select_serial = cpu_kernel(_select_source)
-#: Below this many events the serial compilation is used.
-PARALLEL_THRESHOLD = 65536
-
-
-def select_numba(time, energy, ra, dec, p, intervals):
-    """numba twin of :func:`select_numpy`."""
-    codes = np.empty(time.shape[0], dtype=np.int8)
-    kernel = _select_parallel if time.shape[0] > PARALLEL_THRESHOLD else _select_serial
-    kernel(time, energy, ra, dec, p, intervals, codes)
-    return codes
+def select_events(backend, time, energy, ra, dec, params, intervals):
+    """Operation ``select_events`` (numpy): code per event, 1 selected, 0 rejected, 2 ambiguous."""
+    return select_numpy(time, energy, ra, dec, params, intervals)

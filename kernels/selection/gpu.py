@@ -2,10 +2,11 @@
 
 from numba import cuda
 
-from . import selection_element as el
-from .jit import gpu_functions
+from ..jit import gpu_functions
+from ..launch import grid
+from . import element as el
 
-__all__ = ["select_cuda"]
+__all__ = ["select_cuda", "select_events"]
 
 _event_selected = gpu_functions(el).event_selected
 
@@ -18,9 +19,14 @@ def _select_kernel(time, energy, ra, dec, p, intervals, codes):
         )
 
 
-def select_cuda(xp, time, energy, ra, dec, p, intervals, grid):
-    """Selection codes of every event, computed on the device (``grid`` as for binning)."""
+def select_cuda(xp, time, energy, ra, dec, p, intervals):
+    """Selection codes of every event, computed on the device."""
     codes = xp.empty(time.shape[0], dtype=xp.int8)
     if time.shape[0]:
         _select_kernel[grid(time.shape[0])](time, energy, ra, dec, p, intervals, codes)
     return codes
+
+
+def select_events(backend, time, energy, ra, dec, params, intervals):
+    """Operation ``select_events`` (cuda): codes on the device."""
+    return select_cuda(backend.xp, time, energy, ra, dec, params, intervals)

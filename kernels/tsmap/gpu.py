@@ -1,4 +1,4 @@
-"""GPU TS-scan kernel: the per-pixel fit of :mod:`rtafast_kernels.tsmap_element`
+"""GPU TS-scan kernel: the per-pixel fit of :mod:`rtafast_kernels.tsmap.element`
 compiled as CUDA device functions, one thread per pixel (grid-stride loop): the
 pixel's linear sums bin by bin (``dense_pixel``), then its fit (``fit_pixel``).
 
@@ -10,21 +10,16 @@ numba's CUDA simulator the same kernel runs on NumPy arrays with a tiny grid.
 
 import math
 
-import numba
 import numpy as np
 from numba import cuda
 
-from .jit import gpu_device
-from .tsmap_element import N_OUTPUTS, make_scan_functions
-from .tsmap_numpy import pixel_inputs, scan_tables
+from ..jit import gpu_device
+from ..launch import THREADS
+from ..launch import TSMAP_MAX_BLOCKS as MAX_BLOCKS
+from .element import N_OUTPUTS, make_scan_functions
+from .inputs import pixel_inputs, scan_tables
 
-__all__ = ["ts_scan_cuda"]
-
-SIMULATED = bool(numba.config.ENABLE_CUDASIM)
-#: Threads per block.
-THREADS = 8 if SIMULATED else 128
-#: Most blocks of one launch.
-MAX_BLOCKS = 2 if SIMULATED else 4096
+__all__ = ["ts_scan_cuda", "ts_scan"]
 #: Budget of the per-thread scratch rows, in bytes.
 SCRATCH_BYTES = 512 * 2**20
 
@@ -101,13 +96,13 @@ def _ts_scan_kernel(
 def ts_scan_cuda(inputs, xp):
     """Run the TS scan on the GPU (``xp`` is CuPy, or NumPy under the simulator).
 
-    The per-bin tables (:func:`rtafast_kernels.tsmap_numpy.scan_tables`) are
+    The per-bin tables (:func:`rtafast_kernels.tsmap.inputs.scan_tables`) are
     built on the host and copied.
 
     Returns
     -------
     array, shape (N_OUTPUTS, npix)
-        On the device; rows in :data:`rtafast_kernels.tsmap_element.OUTPUT_NAMES` order.
+        On the device; rows in :data:`rtafast_kernels.tsmap.element.OUTPUT_NAMES` order.
     """
     npix = inputs.pix_y.shape[0]
     out = xp.empty((N_OUTPUTS, npix))
@@ -160,3 +155,10 @@ def ts_scan_cuda(inputs, xp):
         out,
     )
     return out
+
+
+def ts_scan(backend, inputs):
+    """Operation ``ts_scan`` (cuda, one thread per pixel): host array ``(N_OUTPUTS, npix)``."""
+    out = ts_scan_cuda(inputs, backend.xp)
+    backend.synchronize()
+    return backend.to_numpy(out)
