@@ -17,7 +17,7 @@ if os.environ.get("RTAFAST_TEST_REAL_GPU") != "1":
 import numba  # after the simulator switch
 import pytest
 
-from rtafast.reference_data import DataNotFoundError, find_data_dir
+from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir
 from rtafast_kernels import available_backends, resolve_backend
 
 SIMULATED_CUDA = bool(numba.config.ENABLE_CUDASIM)
@@ -77,7 +77,7 @@ def hess_datastore():
 @pytest.fixture(scope="session")
 def hess_crab_stacked():
     """Stacked dataset of the 4 H.E.S.S. Crab runs (built once per session)."""
-    from rtafast.reference_data import hess_crab_dataset
+    from rtafast_devtools.reference_data import hess_crab_dataset
 
     return hess_crab_dataset(_data_dir("hess-dl3-dr1"))
 
@@ -85,7 +85,7 @@ def hess_crab_stacked():
 @pytest.fixture(scope="session")
 def cta_1dc_gc():
     """CTA 1DC run 110380 around the Galactic Centre (built once per session)."""
-    from rtafast.reference_data import cta_1dc_dataset
+    from rtafast_devtools.reference_data import cta_1dc_dataset
 
     return cta_1dc_dataset(_data_dir("cta-1dc"))
 

@@ -4,7 +4,7 @@ Every benchmark times rtafast and gammapy on the same data in the same run. Each
 timed test puts ``capability``, ``size``, ``impl`` (``"rtafast"`` or ``"gammapy"``)
 and ``backend`` into ``benchmark.extra_info`` (and optionally machine-readable size
 ``params``, e.g. ``n_events=10**6, n_bins=400_000``, the keyword arguments of the
-capability's work function in :mod:`rtafast.bench_floors`; without them the size
+capability's work function in :mod:`rtafast_devtools.bench_floors`; without them the size
 label is parsed there to compute the physical floors); at the end of the session the
 median of each rtafast entry is divided into the gammapy median of the same
 capability and size, and the table is printed (and written as JSON to
@@ -95,7 +95,7 @@ def record(benchmark):
 
     ``record(capability, size, impl, backend_name="", **params)``: ``params`` are
     optional machine-readable sizes (numbers), the keyword arguments of the
-    capability's work function in :mod:`rtafast.bench_floors` (e.g.
+    capability's work function in :mod:`rtafast_devtools.bench_floors` (e.g.
     ``n_events``/``n_bins``; ``ny, nx, ky, kx, n_energy``); rows without them get
     their sizes parsed from ``size``.
     """

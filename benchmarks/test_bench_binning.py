@@ -39,8 +39,8 @@ from bench_settings import FULL, rounds, skip_simulated_cuda
 from gammapy.data import EventList
 from gammapy.maps import Map, MapAxis, WcsGeom
 
-from rtafast.binning import GeomBinning, bin_into, event_columns, fill_counts
-from rtafast.irf_cache import default_irf_cache
+from rtafast.cache.irf import default_irf_cache
+from rtafast.events.binning import GeomBinning, bin_into, event_columns, fill_counts
 from rtafast.stream import BunchAccumulator
 
 SIZES = [10**6] + ([10**7] if FULL else [])
@@ -131,7 +131,7 @@ REAL_SETS = {
 def _real_event_list(name):
     from gammapy.data import DataStore
 
-    from rtafast.reference_data import find_data_dir
+    from rtafast_devtools.reference_data import find_data_dir
 
     sub, obs_ids = REAL_SETS[name]
     root = find_data_dir(sub) / sub

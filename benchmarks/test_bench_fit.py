@@ -21,10 +21,10 @@ from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
 
 import rtafast
-from rtafast.linear_models import plan_linear_fit
-from rtafast.psf_kernels import default_cache
-from rtafast.reference_data import CRAB_POSITION, point_source_models
-from rtafast.templates import build_arrays
+from rtafast.cache.psf import default_cache
+from rtafast.fit.linear_models import plan_linear_fit
+from rtafast.fit.templates import build_arrays
+from rtafast_devtools.reference_data import CRAB_POSITION, point_source_models
 from rtafast_kernels import CashProblem, fit_norms
 
 ROUNDS = dict(rounds=rounds(15), warmup_rounds=2, iterations=1)

@@ -36,9 +36,9 @@ from gammapy.estimators import TSMapEstimator as GammapyTSMapEstimator
 from gammapy.makers import MapDatasetMaker as GammapyMaker
 from gammapy.maps import MapAxis, WcsGeom
 
+from rtafast.cache.irf import default_irf_cache
 from rtafast.estimators import TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.irf_cache import default_irf_cache
 from rtafast.stream import BunchAccumulator
 
 RUN = 33787

@@ -11,7 +11,9 @@ Usage: ``python benchmarks/window_latency.py [--run 33787] [--bunch 10] [--windo
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -19,9 +21,11 @@ from astropy.time import Time
 from gammapy.data import DataStore
 from gammapy.maps import MapAxis, WcsGeom
 
-from rtafast.estimators import ExcessMapEstimator, TSMapEstimator
-from rtafast.reference_data import find_data_dir
-from rtafast.stream import BunchAccumulator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's rtafast_devtools
+
+from rtafast.estimators import ExcessMapEstimator, TSMapEstimator  # noqa: E402
+from rtafast.stream import BunchAccumulator  # noqa: E402
+from rtafast_devtools.reference_data import find_data_dir  # noqa: E402
 
 STAGES = ("add bunch", "dataset()", "TS map", "excess map")
 

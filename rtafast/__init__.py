@@ -11,8 +11,8 @@ from rtafast_kernels import (
     resolve_backend,
 )
 
-from .binning import fill_counts
 from .estimators import ExcessMapEstimator, TSMapEstimator
+from .events.binning import fill_counts
 from .fit import Fit, NonLinearParameterError, RtaFitResult
 
 __version__ = "0.1.0"

@@ -24,11 +24,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
 
+class BenchmarkSuiteError(RuntimeError):
+    """The benchmark suite's pytest run failed (its output says why)."""
+
+
+def _devtools_bench():
+    """``rtafast_devtools.bench`` of the source checkout this rtafast runs from.
+
+    Raises
+    ------
+    FileNotFoundError
+        When rtafast is not run from a source checkout (an installed wheel has no
+        benchmarks): the message says what ``rtafast bench`` needs.
+    """
+    import importlib
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "rtafast_devtools" / "bench.py").is_file():
+        raise FileNotFoundError(
+            f"rtafast bench needs a source checkout of rtafast (its rtafast_devtools/ and "
+            f"benchmarks/ folders), not found next to the rtafast package in {checkout}: "
+            "clone the repository and pip install -e '.[test]' there"
+        )
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    return importlib.import_module("rtafast_devtools.bench")
+
+
 def _user_errors():
     """Exception types that are the user's input or environment, not rtafast's bugs."""
     from astropy.units import UnitsError
 
-    from rtafast.templates import UnsupportedDatasetError
+    from rtafast.fit.templates import UnsupportedDatasetError
     from rtafast_kernels import BackendUnavailableError
 
     return (ValueError, OSError, UnitsError, BackendUnavailableError, UnsupportedDatasetError)
@@ -139,8 +167,7 @@ def _demo(args):
     from gammapy.modeling import Fit as GammapyFit
 
     import rtafast
-    from rtafast.reference_data import point_source_models
-    from rtafast.simulate import DEMO_POSITION, simulate_dataset
+    from rtafast.simulate import DEMO_POSITION, point_source_models, simulate_dataset
 
     backend = rtafast.resolve_backend(args.backend)  # fail early on a bad name
     print(f"Simulating a {args.livetime} observation of a point source (CTA-like analytic IRF)...")
@@ -230,14 +257,14 @@ def _bench_backends(names):
 
 
 def _bench(args):
-    from rtafast.bench import (
-        OutputPathError,
-        check_output_path,
-        markdown_table,
-        plot_rows,
-        run_suite,
-        write_text_atomic,
+    bench = _devtools_bench()
+    check_output_path, markdown_table = bench.check_output_path, bench.markdown_table
+    plot_rows, run_suite, write_text_atomic = (
+        bench.plot_rows,
+        bench.run_suite,
+        bench.write_text_atomic,
     )
+    OutputPathError = bench.OutputPathError  # noqa: N806
 
     # every output is checked before the suite runs (minutes), not after
     outputs = {}
@@ -342,7 +369,6 @@ def main(argv=None):
     except SystemExit as exit_:  # --help, or a bad argument (its one line is printed)
         return exit_.code if isinstance(exit_.code, int) else 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from rtafast.bench import BenchmarkSuiteError
     from rtafast_kernels import environment_backend_name
 
     try:

@@ -13,7 +13,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 
-__all__ = ["analytic_cta_irfs", "simulate_dataset", "DEMO_POSITION"]
+__all__ = ["analytic_cta_irfs", "simulate_dataset", "point_source_models", "DEMO_POSITION"]
 
 #: Default simulated source position (ICRS), near the Crab.
 DEMO_POSITION = SkyCoord(83.633, 22.014, unit="deg", frame="icrs")
@@ -126,8 +126,6 @@ def simulate_dataset(
     from gammapy.makers import MapDatasetMaker, SafeMaskMaker
     from gammapy.maps import MapAxis, WcsGeom
 
-    from .reference_data import point_source_models
-
     irfs = load_irf_dict_from_file(irf_file) if irf_file else analytic_cta_irfs()
     pointing = SkyCoord(position.icrs.ra, position.icrs.dec + offset_deg * u.deg, frame="icrs")
     observation = Observation.create(
@@ -154,3 +152,29 @@ def simulate_dataset(
     dataset.models = models
     dataset.fake(random_state=random_state)
     return dataset
+
+
+def point_source_models(
+    dataset, position, index=2.6, amplitude="1e-11 cm-2 s-1 TeV-1", background_norm_free=False
+):
+    """Point source with a power law of fixed index and position, plus FoV background.
+
+    Only the amplitude is free (and the background norm if asked): the flux-only
+    fit of real-time analysis.
+    """
+    from gammapy.modeling.models import (
+        FoVBackgroundModel,
+        Models,
+        PointSpatialModel,
+        PowerLawSpectralModel,
+        SkyModel,
+    )
+
+    spectral = PowerLawSpectralModel(index=index, amplitude=amplitude, reference="1 TeV")
+    spectral.index.frozen = True
+    spatial = PointSpatialModel.from_position(position)
+    spatial.lon_0.frozen = True
+    spatial.lat_0.frozen = True
+    background = FoVBackgroundModel(dataset_name=dataset.name)
+    background.spectral_model.norm.frozen = not background_norm_free
+    return Models([SkyModel(spectral, spatial, name="source"), background])

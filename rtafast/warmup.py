@@ -32,7 +32,7 @@ def _tiny_dataset():
 def _bin_events(dataset, backend):
     from astropy.table import Table
 
-    from rtafast.binning import fill_counts
+    from rtafast.events.binning import fill_counts
 
     center = dataset.counts.geom.center_skydir.icrs
     rng = np.random.default_rng(0)
@@ -50,8 +50,7 @@ def _bin_events(dataset, backend):
 
 def _fit(dataset, backend):
     from rtafast import Fit
-    from rtafast.reference_data import point_source_models
-    from rtafast.simulate import DEMO_POSITION
+    from rtafast.simulate import DEMO_POSITION, point_source_models
 
     dataset.models = point_source_models(dataset, DEMO_POSITION)
     Fit(array_backend=backend).run(dataset)

@@ -21,15 +21,15 @@ from gammapy.data import EventList
 from gammapy.maps import Map, MapAxis, WcsGeom
 
 import rtafast
-from rtafast.reference_data import (
+from rtafast.simulate import DEMO_POSITION
+from rtafast.stream import BunchAccumulator, BunchStats
+from rtafast_devtools.reference_data import (
     DATA_ENV_VARIABLE,
     DataNotFoundError,
     find_data_dir,
     hess_crab_dataset,
     point_source_models,
 )
-from rtafast.simulate import DEMO_POSITION
-from rtafast.stream import BunchAccumulator, BunchStats
 from rtafast_kernels import registry as backends
 
 # -- 1. geometries: axes and WCS are compared, not shapes ---------------------------------

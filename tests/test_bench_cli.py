@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-import rtafast.bench
-from rtafast.bench import find_benchmarks, markdown_table, plot_rows
+import rtafast_devtools.bench
 from rtafast.cli import build_parser, main
+from rtafast_devtools.bench import find_benchmarks, markdown_table, plot_rows
 
 ROWS = [
     {
@@ -97,9 +97,9 @@ def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
 
     def fake_run_suite(backends=None, quick=False, full=False):
         calls.append((backends, quick, full))
-        return rtafast.bench.add_floors([dict(row) for row in SUITE_ROWS])
+        return rtafast_devtools.bench.add_floors([dict(row) for row in SUITE_ROWS])
 
-    monkeypatch.setattr(rtafast.bench, "run_suite", fake_run_suite)
+    monkeypatch.setattr(rtafast_devtools.bench, "run_suite", fake_run_suite)
     paths = {name: tmp_path / name for name in ("rows.json", "table.md", "plot.png")}
     code = main(
         [
@@ -128,15 +128,15 @@ def test_cli_bench_writes_table_json_and_plot(tmp_path, monkeypatch, capsys):
 def test_suite_times_the_real_gpu_when_there_is_one(monkeypatch, real_gpu):
     """On a GPU node the suite's conftest must not fall back to the CUDA simulator."""
     monkeypatch.delenv("RTAFAST_TEST_REAL_GPU", raising=False)
-    monkeypatch.setattr(rtafast.bench, "_real_gpu", lambda: real_gpu)
-    env = rtafast.bench.suite_environment(quick=True, rows_path="rows.json")
+    monkeypatch.setattr(rtafast_devtools.bench, "_real_gpu", lambda: real_gpu)
+    env = rtafast_devtools.bench.suite_environment(quick=True, rows_path="rows.json")
     assert env["RTAFAST_BENCH_QUICK"] == "1" and env["RTAFAST_BENCH_JSON"] == "rows.json"
     assert "RTAFAST_BACKENDS" not in env and "RTAFAST_BENCH_FULL" not in env
     assert (env.get("RTAFAST_TEST_REAL_GPU") == "1") is real_gpu
-    cuda = rtafast.bench.suite_environment(["cuda", "numba"], full=True)
+    cuda = rtafast_devtools.bench.suite_environment(["cuda", "numba"], full=True)
     assert cuda["RTAFAST_BACKENDS"] == "cuda,numba" and cuda["RTAFAST_BENCH_FULL"] == "1"
     assert (cuda.get("RTAFAST_TEST_REAL_GPU") == "1") is real_gpu
-    cpu_only = rtafast.bench.suite_environment(["numba"])
+    cpu_only = rtafast_devtools.bench.suite_environment(["numba"])
     assert "RTAFAST_TEST_REAL_GPU" not in cpu_only
 
 
@@ -150,9 +150,9 @@ def no_suite(monkeypatch):
 
     def fake_run_suite(backends=None, quick=False, full=False):
         calls.append(backends)
-        return rtafast.bench.add_floors([dict(row) for row in SUITE_ROWS])
+        return rtafast_devtools.bench.add_floors([dict(row) for row in SUITE_ROWS])
 
-    monkeypatch.setattr(rtafast.bench, "run_suite", fake_run_suite)
+    monkeypatch.setattr(rtafast_devtools.bench, "run_suite", fake_run_suite)
     return calls
 
 
@@ -224,10 +224,10 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        rtafast.bench._write_atomic(target, half_then_fail)
+        rtafast_devtools.bench._write_atomic(target, half_then_fail)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]
-    rtafast.bench.write_text_atomic(target, "new")
+    rtafast_devtools.bench.write_text_atomic(target, "new")
     assert target.read_text() == "new" and len(list(tmp_path.iterdir())) == 1
 
 
@@ -254,7 +254,9 @@ def test_bench_auto_backend_is_the_one_auto_picks(no_suite, capsys):
     ("error", "code", "line"),
     [
         (
-            rtafast.bench.BenchmarkSuiteError("the benchmark suite failed (pytest exit 1)"),
+            rtafast_devtools.bench.BenchmarkSuiteError(
+                "the benchmark suite failed (pytest exit 1)"
+            ),
             1,
             "rtafast: error: the benchmark suite failed (pytest exit 1)",
         ),
@@ -280,7 +282,7 @@ def test_cli_errors_are_one_line(monkeypatch, capsys, error, code, line):
     def failing_suite(**kwargs):
         raise error
 
-    monkeypatch.setattr(rtafast.bench, "run_suite", failing_suite)
+    monkeypatch.setattr(rtafast_devtools.bench, "run_suite", failing_suite)
     assert main(["bench", "--quick"]) == code
     assert _one_error_line(capsys) == line
     with pytest.raises(type(error)):
@@ -288,10 +290,10 @@ def test_cli_errors_are_one_line(monkeypatch, capsys, error, code, line):
 
 
 def test_cli_missing_data_is_a_user_error(monkeypatch, capsys, tmp_path):
-    from rtafast.reference_data import find_data_dir
+    from rtafast_devtools.reference_data import find_data_dir
 
     monkeypatch.setenv("RTAFAST_DATA", str(tmp_path / "missing"))
-    monkeypatch.setattr(rtafast.bench, "run_suite", lambda **kwargs: find_data_dir())
+    monkeypatch.setattr(rtafast_devtools.bench, "run_suite", lambda **kwargs: find_data_dir())
     assert main(["bench"]) == 2
     assert _one_error_line(capsys) == (
         f"rtafast: error: $RTAFAST_DATA is set to {tmp_path / 'missing'}, which does not "

@@ -1,4 +1,4 @@
-"""Physical floors of the benchmarks (rtafast.bench_floors) and their plot: fast, no suite run."""
+"""Physical floors of the benchmarks (rtafast_devtools.bench_floors) and their plot."""
 
 import importlib.util
 import sys
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rtafast import bench_floors as bf
-from rtafast.bench import plot_rows
+from rtafast_devtools import bench_floors as bf
+from rtafast_devtools.bench import plot_rows
 
 CPU = "AMD EPYC (2 cores)"
 NUMBA = "AMD EPYC (2 cores), 2 numba threads"

@@ -9,8 +9,8 @@ from gammapy.maps import Map, MapAxis, RegionGeom, WcsGeom
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtafast.binning import GeomBinning, event_columns, fill_counts
-from rtafast.reference_data import find_data_dir
+from rtafast.events.binning import GeomBinning, event_columns, fill_counts
+from rtafast_devtools.reference_data import find_data_dir
 from rtafast_kernels.binning import element as el
 from rtafast_kernels.binning.reference import bin_codes_numpy
 
@@ -230,7 +230,7 @@ def test_unsupported_geometries_say_why():
 
 
 def test_big_chunked_input_matches(monkeypatch):
-    import rtafast.binning as binning
+    import rtafast.events.binning as binning
 
     monkeypatch.setattr(binning, "CHUNK_EVENTS", 1000)
     rng = np.random.default_rng(9)

@@ -20,7 +20,7 @@ from astropy.time import Time
 from gammapy.data import EventList
 from gammapy.maps import Map, MapAxis, WcsGeom
 
-from rtafast.binning import GeomBinning, bin_into, event_columns, fill_counts
+from rtafast.events.binning import GeomBinning, bin_into, event_columns, fill_counts
 from rtafast_kernels import available_backends, resolve_backend
 from rtafast_kernels.binning.reference import bin_codes_numpy
 
@@ -160,7 +160,7 @@ def test_cuda_kernel_codes_equal_gammapy_per_event(cuda, frame, proj, dtype):
 
 def test_cuda_chunks_and_repeated_calls_accumulate(cuda, monkeypatch):
     """Events split over several kernel calls (chunks), the cube added to twice."""
-    import rtafast.binning as binning_module
+    import rtafast.events.binning as binning_module
 
     monkeypatch.setattr(binning_module, "CHUNK_EVENTS", 700)
     geom = _geom("icrs", "CAR")

@@ -19,7 +19,7 @@ import pytest
 from astropy.coordinates import SkyCoord
 from gammapy.maps import MapAxis, WcsGeom
 
-from rtafast.binning import GeomBinning
+from rtafast.events.binning import GeomBinning
 from rtafast_kernels.binning import element as el
 from rtafast_kernels.binning import fast_element as fe
 from rtafast_kernels.binning.cpu import bin_events_numba, fast_params

@@ -39,8 +39,8 @@ from gammapy.data import EventList
 from gammapy.maps import MapAxis, WcsGeom
 
 import rtafast_kernels as rk
-from rtafast.binning import fill_counts
-from rtafast.selection import select_events
+from rtafast.events.binning import fill_counts
+from rtafast.events.selection import select_events
 from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 #: Compute capabilities compiled for (A100; H100 and H200).

@@ -172,7 +172,7 @@ def test_fit_mask(hess_crab_stacked, energy_edges):
 
 @data
 def test_models_on_dataset(hess_crab_stacked):
-    from rtafast.reference_data import CRAB_POSITION, point_source_models
+    from rtafast_devtools.reference_data import CRAB_POSITION, point_source_models
 
     dataset = hess_crab_stacked.copy(name="with-models")
     dataset.models = point_source_models(dataset, CRAB_POSITION, amplitude="3e-11 cm-2 s-1 TeV-1")

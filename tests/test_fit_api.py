@@ -13,8 +13,7 @@ from gammapy.modeling import Fit as GammapyFit
 from gammapy.modeling.models import FoVBackgroundModel, Models
 
 import rtafast
-from rtafast.reference_data import point_source_models
-from rtafast.simulate import DEMO_POSITION
+from rtafast.simulate import DEMO_POSITION, point_source_models
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from gammapy.modeling import Fit as GammapyFit
 
 import rtafast
 from rtafast import dispatch
-from rtafast.reference_data import point_source_models
-from rtafast.simulate import DEMO_POSITION
+from rtafast.simulate import DEMO_POSITION, point_source_models
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from gammapy.modeling import Fit as GammapyFit
 
 import rtafast
-from rtafast.reference_data import CRAB_POSITION, GALACTIC_CENTER, point_source_models
+from rtafast_devtools.reference_data import CRAB_POSITION, GALACTIC_CENTER, point_source_models
 
 pytestmark = pytest.mark.data
 

@@ -9,7 +9,7 @@ import pytest
 
 import rtafast
 import rtafast_kernels as rk
-from rtafast.reference_data import CRAB_POSITION, point_source_models
+from rtafast_devtools.reference_data import CRAB_POSITION, point_source_models
 
 pytestmark = pytest.mark.gpu
 

@@ -1,9 +1,9 @@
-"""When IRF arrays count as a multiple of cached ones (rtafast.estimators.irf_match)."""
+"""When IRF arrays count as a multiple of cached ones (rtafast.cache.irf_match)."""
 
 import numpy as np
 import pytest
 
-from rtafast.estimators.irf_match import PROPORTIONAL_RTOL, RescalingCache, exposure_factor
+from rtafast.cache.irf_match import PROPORTIONAL_RTOL, RescalingCache, exposure_factor
 
 
 def _arrays(seed=0, dtype=np.float64):

@@ -1,10 +1,10 @@
 """The LRU cache behind the PSF-kernel, IRF-map and TS-input caches."""
 
-from rtafast._lru import LRUCache
+from rtafast.cache.irf import IRFMapCache
+from rtafast.cache.lru import LRUCache
+from rtafast.cache.psf import PSFKernelCache
 from rtafast.estimators.excess_inputs import ExcessInputCache
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.irf_cache import IRFMapCache
-from rtafast.psf_kernels import PSFKernelCache
 
 
 def test_least_recently_used_goes_first():

@@ -8,7 +8,7 @@ from astropy.table import Table
 from astropy.time import Time
 from gammapy.data import GTI, EventList
 
-from rtafast.selection import select_events
+from rtafast.events.selection import select_events
 
 T0 = Time("2026-01-01T00:00:00", scale="tt")
 

@@ -21,7 +21,7 @@ from gammapy.maps import Map, MapAxis, WcsGeom
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtafast.binning import fill_counts
+from rtafast.events.binning import fill_counts
 from rtafast.stream import BunchAccumulator
 
 PKS_RUNS = tuple(range(33787, 33802))

@@ -24,7 +24,7 @@ from gammapy.maps import Map
 
 from rtafast.estimators import TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.reference_data import CRAB_POSITION
+from rtafast_devtools.reference_data import CRAB_POSITION
 
 pytestmark = pytest.mark.data
 

@@ -12,7 +12,7 @@ from gammapy.modeling.models import SkyModel
 from gammapy.stats import CashCountsStatistic, WStatCountsStatistic
 
 from rtafast import dispatch
-from rtafast._lru import LRUCache
+from rtafast.cache.lru import LRUCache
 
 from .convolution import convolve_images
 from .excess_inputs import (

@@ -21,7 +21,7 @@ the counts. This module does the same on plain arrays:
   (EDisp kernel, ``MapEvaluator`` and two convolutions, ~8 ms on the H.E.S.S. Crab
   map), kept with copies of the IRF arrays and masks it came from. Like
   `rtafast.estimators.ts_inputs.TSInputCache` (both are
-  `rtafast.estimators.irf_match.RescalingCache`), an entry is reused when the new
+  `rtafast.cache.irf_match.RescalingCache`), an entry is reused when the new
   IRF arrays are a multiple of its copies
   (the exposure and the IRFs' exposure maps by any positive factor, the PSF and
   EDisp maps unchanged) and, here, the safe and fit masks are equal, bin by bin:
@@ -38,10 +38,10 @@ import scipy.signal
 from gammapy.estimators import ExcessMapEstimator as GammapyExcessMapEstimator
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
-from rtafast._lru import LRUCache
+from rtafast.cache.lru import LRUCache
 
+from ..cache.irf_match import RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 from .convolution import convolve_images
-from .irf_match import RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 
 __all__ = [
     "EnergyGrouping",
@@ -291,7 +291,7 @@ class _ExcessInputs(NamedTuple):
     exposure: np.ndarray
     #: Unit of the exposure (of ``estimate_exposure_reco_energy``'s map).
     unit: object
-    #: Copies of the IRF arrays (:func:`rtafast.estimators.irf_match.irf_arrays`).
+    #: Copies of the IRF arrays (:func:`rtafast.cache.irf_match.irf_arrays`).
     arrays: tuple
     #: Copies of the safe and fit masks (or None).
     masks: tuple

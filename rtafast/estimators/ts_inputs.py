@@ -26,7 +26,7 @@ energy bin, so it does not depend on the exposure's scale), the two exposures
 (linear in the exposure map) times the exposure's factor -- 1 for repeated maps of
 the same dataset. Real-time analysis maps window after window of one pointing:
 the exposure grows with the live time, the IRF maps do not change, so the kernel is
-computed once per pointing (:mod:`rtafast.estimators.irf_match`). "Multiple"
+computed once per pointing (:mod:`rtafast.cache.irf_match`). "Multiple"
 means within ``PROPORTIONAL_RTOL`` (1e-12) of the largest value, element by
 element (or 8 rounding units of float32 maps): the exposure by any positive
 factor, the PSF's and EDisp's exposure maps (stacking weights, unused here) by any
@@ -50,8 +50,8 @@ from rtafast._maps import map_like
 from rtafast_kernels.cash.element import TRUNCATION_VALUE
 from rtafast_kernels.tsmap.inputs import TSScanInputs
 
+from ..cache.irf_match import GeomMemo, RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 from .convolution import convolve_images
-from .irf_match import GeomMemo, RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
 from .ts_kernel import reco_exposures
 
 __all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
@@ -72,7 +72,7 @@ class TSInputCache(RescalingCache):
 
     An entry is reused for a dataset of the same layout (IRF map geometries, counts
     geometry, kernel model and width) whose IRF arrays are a multiple of the
-    entry's (see :class:`rtafast.estimators.irf_match.RescalingCache`): ``hits``
+    entry's (see :class:`rtafast.cache.irf_match.RescalingCache`): ``hits``
     counts reuses, ``rescaled`` those of them with an exposure factor other than 1,
     ``misses`` the entries computed.
 
@@ -124,7 +124,7 @@ class _TSInputs(NamedTuple):
     exposure: object
     exposure_npred: object
     #: Copies of the IRF arrays the entry was computed from
-    #: (:func:`rtafast.estimators.irf_match.irf_arrays`).
+    #: (:func:`rtafast.cache.irf_match.irf_arrays`).
     arrays: tuple
 
 

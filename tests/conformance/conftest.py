@@ -19,7 +19,7 @@ import pytest
 from contract import DELEGATIONS, GAMMAPY_MODULES, KNOWN_FAILURES, MISSING_DATA
 
 from rtafast import dispatch
-from rtafast.reference_data import DataNotFoundError, find_data_dir
+from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir
 
 matplotlib.use("agg")
 

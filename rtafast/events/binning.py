@@ -28,7 +28,7 @@ from gammapy.utils.interpolation import interpolation_scale
 from rtafast_kernels import resolve_backend
 from rtafast_kernels.binning import element as el
 
-from ._keys import geom_key
+from ..cache.keys import geom_key
 
 __all__ = [
     "BinningStats",

@@ -4,7 +4,7 @@ The suite is the pytest-benchmark files in the source tree's ``benchmarks/``
 folder: each times rtafast and gammapy on the same data in the same run. This
 module runs it in a subprocess, collects the rows its ``conftest.py`` writes
 (``$RTAFAST_BENCH_JSON``), adds the device each backend ran on and the physical
-floors of each problem (:mod:`rtafast.bench_floors`), and renders them: a Markdown
+floors of each problem (:mod:`rtafast_devtools.bench_floors`), and renders them: a Markdown
 table and a plot of time against problem size per capability.
 """
 
@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rtafast.cli import BenchmarkSuiteError  # raised here, reported by the CLI
 from rtafast_kernels import available_backends, resolve_backend
 
 from .bench_floors import add_floors
@@ -31,10 +32,6 @@ __all__ = [
     "suite_environment",
     "write_text_atomic",
 ]
-
-
-class BenchmarkSuiteError(RuntimeError):
-    """The benchmark suite's pytest run failed (its output says why)."""
 
 
 class OutputPathError(ValueError):
@@ -145,8 +142,8 @@ def find_benchmarks():
     folder = Path(__file__).resolve().parent.parent / "benchmarks"
     if not (folder / "conftest.py").is_file():
         raise FileNotFoundError(
-            f"no benchmarks/ folder next to the rtafast package ({folder}): rtafast bench "
-            "runs from a source checkout (pip install -e .)"
+            f"no benchmarks/ folder next to the rtafast_devtools package ({folder}): "
+            "rtafast bench runs from a source checkout (pip install -e .)"
         )
     return folder
 
@@ -190,7 +187,7 @@ def run_suite(backends=None, quick=False, extra_args=(), full=False):
 
     Each row holds the suite's fields (``capability``, ``size``, ``backend``,
     ``rtafast_median_s``, ``gammapy_median_s``, ``ratio``, optional ``params``),
-    the ``device`` and the floors of :func:`rtafast.bench_floors.add_floors`
+    the ``device`` and the floors of :func:`rtafast_devtools.bench_floors.add_floors`
     (the machine's peak figures are measured once, after the suite has run).
 
     Parameters
@@ -266,8 +263,8 @@ def plot_rows(rows, path):
     lines across sizes), gammapy's median (black squares) and, dashed, the
     arithmetic (``--``, open triangles) and bandwidth (``-.``, open diamonds)
     floors of each backend family (numpy, numba, cuda) from
-    :func:`rtafast.bench_floors.add_floors`, computed here for rows that lack
-    them. x: the problem size of :mod:`rtafast.bench_floors` (events, bins x free
+    :func:`rtafast_devtools.bench_floors.add_floors`, computed here for rows that lack
+    them. x: the problem size of :mod:`rtafast_devtools.bench_floors` (events, bins x free
     norms, pixels x kernel bins, map bins), log; y: median time in s, log. With a
     single size per capability the lines reduce to points. Rows whose size label
     is unknown are placed on a categorical axis, without floors. Drawn on

@@ -1,6 +1,6 @@
 """Drop-in replacement of :class:`gammapy.modeling.Fit` for flux-only fits.
 
-When every free parameter is a linear norm (see :mod:`rtafast.linear_models`),
+When every free parameter is a linear norm (see :mod:`rtafast.fit.linear_models`),
 :meth:`Fit.run` builds the templates once with gammapy's evaluators, solves the
 Cash likelihood with an rtafast kernel, and writes values, errors and covariance
 back into the gammapy models where gammapy's ``Fit`` puts them. Otherwise it
@@ -16,9 +16,9 @@ from gammapy.modeling.fit import CovarianceResult, FitResult, OptimizeResult
 
 from rtafast_kernels import CashProblem, fit_norms, resolve_backend
 
-from . import dispatch
+from .. import dispatch
+from ..cache.psf import default_cache
 from .linear_models import NonLinearParameterError, plan_linear_fit
-from .psf_kernels import default_cache
 from .templates import UnsupportedDatasetError, build_arrays
 
 __all__ = ["Fit", "RtaFitResult", "NonLinearParameterError"]
@@ -94,7 +94,7 @@ class Fit(GammapyFit):
         Maximum Newton iterations.
     cache_psf : bool
         Reuse PSF kernels across fits when the PSF map's content, the position and
-        the geometry are the same (see :mod:`rtafast.psf_kernels`). The numbers are
+        the geometry are the same (see :mod:`rtafast.cache.psf`). The numbers are
         identical to recomputing them.
 
     Examples

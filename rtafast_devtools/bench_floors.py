@@ -83,7 +83,7 @@ BIN_EVENT_FLOPS = 2 + 4 * _T + 2 + 15 + 4 + 8 + _T + 4 + 6 + 4 + 1
 #: and its sum 3, ``r = n / mu`` and ``1 - r`` 2, gradient 2, curvature
 #: ``m**2 r / mu`` and its sum 4, sum of the null statistic 1.
 TS_TERM_FLOPS = 1 + 2 + _T + 3 + 2 + 2 + 4 + 1
-#: Pixel size of the H.E.S.S. Crab maps of the benchmarks (deg): ``rtafast.reference_data``
+#: Pixel size of the H.E.S.S. Crab maps of the benchmarks (deg): ``rtafast_devtools.reference_data``
 #: bins them at 0.02 deg; their size labels give the correlation radius in deg only.
 CRAB_PIXEL_DEG = 0.02
 
@@ -672,7 +672,7 @@ def add_floors(rows):
     Parameters
     ----------
     rows : list of dict
-        Rows of :func:`rtafast.bench.run_suite` (``capability``, ``size``,
+        Rows of :func:`rtafast_devtools.bench.run_suite` (``capability``, ``size``,
         ``backend``, ``device``, ``rtafast_median_s``, optional ``params``).
 
     Returns

@@ -1,4 +1,4 @@
-"""Turn gammapy datasets and a :class:`~rtafast.linear_models.LinearPlan` into arrays.
+"""Turn gammapy datasets and a :class:`~rtafast.fit.linear_models.LinearPlan` into arrays.
 
 For every dataset, over the bins of its fit mask (``mask_safe & mask_fit``):
 the observed counts, the predicted counts of everything that is fixed, and one
@@ -184,7 +184,7 @@ def build_arrays(datasets, plan):
     Parameters
     ----------
     datasets : `~gammapy.datasets.Datasets`
-    plan : `~rtafast.linear_models.LinearPlan`
+    plan : `~rtafast.fit.linear_models.LinearPlan`
 
     Returns
     -------

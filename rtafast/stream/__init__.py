@@ -5,7 +5,7 @@ In real-time analysis events arrive in bunches while the telescopes observe.
 stays on the backend (the GPU for ``"cuda"``), keeps the running counts of the
 current window — cumulative (since the first bunch), the last ``T`` seconds, or the
 last ``N`` bunches — and builds the window's gammapy ``MapDataset`` on demand from
-per-observation IRF maps computed once (:mod:`rtafast.irf_cache`) and rescaled by
+per-observation IRF maps computed once (:mod:`rtafast.cache.irf`) and rescaled by
 the live time / on-time the window holds of each observation. Bunches of several
 observations (pointing changes) are stacked the way gammapy stacks datasets.
 
@@ -29,10 +29,10 @@ from gammapy.maps import Map
 
 from rtafast_kernels import resolve_backend
 
-from ._maps import map_copy, map_like
-from .binning import BinningStats, GeomBinning, bin_into, event_columns
-from .irf_cache import observation_key
-from .makers import MapDatasetMaker
+from .._maps import map_copy, map_like
+from ..cache.irf import observation_key
+from ..events.binning import BinningStats, GeomBinning, bin_into, event_columns
+from ..makers import MapDatasetMaker
 
 __all__ = ["BunchAccumulator", "BunchStats"]
 

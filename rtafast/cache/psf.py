@@ -12,8 +12,8 @@ import contextlib
 
 import numpy as np
 
-from ._keys import content_digest, geom_key
-from ._lru import LRUCache
+from .keys import content_digest, geom_key
+from .lru import LRUCache
 
 __all__ = ["PSFKernelCache", "default_cache"]
 

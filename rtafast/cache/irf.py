@@ -12,8 +12,8 @@ import copy
 
 import numpy as np
 
-from ._keys import content_digest
-from ._lru import LRUCache
+from .keys import content_digest
+from .lru import LRUCache
 
 __all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent"]
 

@@ -16,8 +16,8 @@ pointing or mask is rejected cheaply.
 
 import numpy as np
 
-from rtafast._keys import geom_key
-from rtafast._lru import LRUCache
+from rtafast.cache.keys import geom_key
+from rtafast.cache.lru import LRUCache
 
 __all__ = [
     "PROPORTIONAL_RTOL",

@@ -1,12 +1,12 @@
 """Drop-in ``MapDatasetMaker``: counts from rtafast's binning kernel, IRF maps cached.
 
 Same constructor and ``run(dataset, observation)`` as gammapy's (its ``run`` is
-gammapy's); ``make_counts`` bins with :func:`rtafast.binning.fill_counts` into the
-geometries the kernel supports (:func:`rtafast.binning.geometry_problem`), and for
+gammapy's); ``make_counts`` bins with :func:`rtafast.events.binning.fill_counts` into the
+geometries the kernel supports (:func:`rtafast.events.binning.geometry_problem`), and for
 observations whose maps do not depend on time (fixed pointing, background
 not Alt/Az-aligned) ``make_exposure``, ``make_background``, ``make_psf``,
 ``make_edisp`` and ``make_edisp_kernel`` compute each map once per observation's
-IRFs, pointing and geometry (:mod:`rtafast.irf_cache`), then rescale it by the
+IRFs, pointing and geometry (:mod:`rtafast.cache.irf`), then rescale it by the
 live time (exposure, and the PSF/EDisp exposure maps) or on-time (background).
 Anything else -- a `~gammapy.datasets.MapDataset` as the "observation" (gammapy's way
 of interpolating a dataset onto a new geometry), HEALPix or region geometries -- runs
@@ -16,10 +16,10 @@ gammapy's own makers, counted by :mod:`rtafast.dispatch`.
 from gammapy.data import Observation
 from gammapy.makers import MapDatasetMaker as GammapyMapDatasetMaker
 
-from . import dispatch
-from ._keys import geom_key
-from .binning import fill_counts, geometry_problem
-from .irf_cache import default_irf_cache, is_time_independent, observation_key
+from .. import dispatch
+from ..cache.irf import default_irf_cache, is_time_independent, observation_key
+from ..cache.keys import geom_key
+from ..events.binning import fill_counts, geometry_problem
 
 __all__ = ["MapDatasetMaker"]
 

@@ -1,4 +1,5 @@
-"""The real-data datasets rtafast is tested and benchmarked on.
+"""The real-data datasets rtafast is tested and benchmarked on (not installed: a
+source checkout's development tooling, used by tests/, benchmarks/ and ``rtafast bench``).
 
 The data are the public files in ``../shared/data`` (or ``$RTAFAST_DATA``): the
 H.E.S.S. DL3 DR1 Crab runs and the CTA 1DC Galactic-plane run 110380. These
@@ -23,6 +24,9 @@ __all__ = [
     "cta_1dc_dataset",
     "point_source_models",
 ]
+
+# the flux-only model of the reference analyses is the demo's (runtime) one
+from rtafast.simulate import point_source_models  # noqa: E402
 
 #: Environment variable naming the shared data folder.
 DATA_ENV_VARIABLE = "RTAFAST_DATA"
@@ -172,29 +176,3 @@ def cta_1dc_dataset(data_dir=None):
     energy, energy_true = _axes()
     geom = _geom(GALACTIC_CENTER, "galactic", energy)
     return _reduce(observations, geom, energy_true, GALACTIC_CENTER, "cta-1dc-gc")
-
-
-def point_source_models(
-    dataset, position, index=2.6, amplitude="1e-11 cm-2 s-1 TeV-1", background_norm_free=False
-):
-    """Point source with a power law of fixed index and position, plus FoV background.
-
-    Only the amplitude is free (and the background norm if asked): the flux-only
-    fit of real-time analysis.
-    """
-    from gammapy.modeling.models import (
-        FoVBackgroundModel,
-        Models,
-        PointSpatialModel,
-        PowerLawSpectralModel,
-        SkyModel,
-    )
-
-    spectral = PowerLawSpectralModel(index=index, amplitude=amplitude, reference="1 TeV")
-    spectral.index.frozen = True
-    spatial = PointSpatialModel.from_position(position)
-    spatial.lon_0.frozen = True
-    spatial.lat_0.frozen = True
-    background = FoVBackgroundModel(dataset_name=dataset.name)
-    background.spectral_model.norm.frozen = not background_norm_free
-    return Models([SkyModel(spectral, spatial, name="source"), background])

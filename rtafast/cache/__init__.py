@@ -1,0 +1,1 @@
+"""Content-keyed caches: IRF maps per observation and geometry, PSF kernels, rescaling."""
