@@ -166,22 +166,6 @@ ENERGY_TRUE = MapAxis.from_energy_bounds(0.3, 100, 8, unit="TeV", name="energy_t
 T0 = Time("2026-01-01T00:00:00", scale="tt")
 
 
-@pytest.fixture(scope="module")
-def simulated_observation():
-    from astropy.coordinates import SkyCoord
-    from gammapy.data import FixedPointingInfo, Observation
-
-    from rtafast.simulate import analytic_cta_irfs
-
-    return Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(83.6, 22.5, unit="deg")),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=T0,
-        reference_time=T0,
-    )
-
-
 def _events(times_s):
     n = len(times_s)
     table = Table({"RA": np.full(n, 83.6), "DEC": np.full(n, 22.0), "ENERGY": np.full(n, 2.0)})

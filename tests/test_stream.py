@@ -233,22 +233,6 @@ def _simulated_bunch(rng, step, duration, n, spread, log_energy):
     return events, (t0 + step * duration * u.s, t0 + (step + 1) * duration * u.s)
 
 
-@pytest.fixture(scope="module")
-def simulated_observation():
-    from astropy.coordinates import SkyCoord
-    from gammapy.data import FixedPointingInfo, Observation
-
-    from rtafast.simulate import analytic_cta_irfs
-
-    return Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(83.6, 22.5, unit="deg")),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=Time("2026-01-01T00:00:00", scale="tt"),
-        reference_time=Time("2026-01-01T00:00:00", scale="tt"),
-    )
-
-
 @settings(max_examples=15, deadline=None)
 @given(
     n_events=st.integers(0, 400),
