@@ -4,6 +4,14 @@ Reductions are split into chunks of :data:`~rtafast_kernels.launch.CHUNK` bins (
 partition independent of the thread count) so results are reproducible whatever
 ``NUMBA_NUM_THREADS`` is; below :data:`~rtafast_kernels.launch.PARALLEL_THRESHOLD`
 bins the serial compilation of the same source runs.
+
+Each kernel is compiled at its first call, only in the variant the call needs
+(serial or parallel; one free norm or several), and kept short to compile: the
+per-chunk results go to an array the host allocates and the kernel sums them in
+chunk order with a plain loop (no NumPy allocation, slice assignment or ``sum``
+inside a kernel: numba compiles each of those as a sizeable function of its own;
+the per-chunk ``row[:] = acc`` alone took ~3 s). The one-norm kernel (the flux-only
+fit of one source) keeps its sums in scalars.
 """
 
 import numba
@@ -21,49 +29,89 @@ _cash_dmu = cpu(element.cash_dmu)
 _cash_d2mu = cpu(element.cash_d2mu)
 
 
-def _cash_sum_source(counts, mu):
+def _cash_sum_source(counts, mu, partial):
+    """``2 * sum`` of the Cash terms; ``partial`` (nchunks,) holds each chunk's sum."""
     n = counts.shape[0]
-    nchunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros(nchunks)
-    for c in numba.prange(nchunks):
+    for c in numba.prange(partial.shape[0]):
         acc = 0.0
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             acc += _cash_term(counts[i], mu[i])
         partial[c] = acc
-    return 2.0 * partial.sum()
+    total = 0.0
+    for c in range(partial.shape[0]):
+        total += partial[c]
+    return 2.0 * total
 
 
-def _cash_reduce_source(counts, fixed, templates, norms, need_stat, out):
+def _cash_reduce_one_source(counts, fixed, templates, norm, need_stat, partial, out):
+    """One free norm: ``out = 2 * (stat, grad, hess)``; ``partial`` (nchunks, 3) per chunk."""
+    n = counts.shape[0]
+    for c in numba.prange(partial.shape[0]):
+        stat = 0.0
+        grad = 0.0
+        hess = 0.0
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            s = templates[0, i]
+            mu = fixed[i]
+            mu += norm * s
+            if need_stat:
+                stat += _cash_term(counts[i], mu)
+            w1 = _cash_dmu(counts[i], mu)
+            w2 = _cash_d2mu(counts[i], mu)
+            grad += s * w1
+            hess += s * s * w2
+        partial[c, 0] = stat
+        partial[c, 1] = grad
+        partial[c, 2] = hess
+    _sum_chunks(partial, out)
+
+
+def _cash_reduce_source(counts, fixed, templates, norms, need_stat, partial, out):
+    """K free norms: ``out = 2 * (stat, grad, hess.ravel())``; ``partial`` zeroed, per chunk."""
     n = counts.shape[0]
     k = templates.shape[0]
-    width = 1 + k + k * k
-    nchunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros((nchunks, width))
-    for c in numba.prange(nchunks):
-        acc = np.zeros(width)
+    for c in numba.prange(partial.shape[0]):
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             mu = fixed[i]
             for a in range(k):
                 mu += norms[a] * templates[a, i]
             if need_stat:
-                acc[0] += _cash_term(counts[i], mu)
+                partial[c, 0] += _cash_term(counts[i], mu)
             w1 = _cash_dmu(counts[i], mu)
             w2 = _cash_d2mu(counts[i], mu)
             for a in range(k):
                 sa = templates[a, i]
-                acc[1 + a] += sa * w1
+                partial[c, 1 + a] += sa * w1
                 for b in range(k):
-                    acc[1 + k + a * k + b] += sa * templates[b, i] * w2
-        partial[c, :] = acc
-    for j in range(width):
-        out[j] = 2.0 * partial[:, j].sum()
+                    partial[c, 1 + k + a * k + b] += sa * templates[b, i] * w2
+    _sum_chunks(partial, out)
 
 
-# One source, two compilations: parallel over chunks, and serial for small inputs.
-_cash_sum_parallel = cpu_kernel(_cash_sum_source, parallel=True)
-_cash_sum_serial = cpu_kernel(_cash_sum_source)
-_cash_reduce_parallel = cpu_kernel(_cash_reduce_source, parallel=True)
-_cash_reduce_serial = cpu_kernel(_cash_reduce_source)
+@cpu
+def _sum_chunks(partial, out):
+    """``out[j] = 2 * sum_c partial[c, j]``, chunks added in order (serial loop)."""
+    for j in range(partial.shape[1]):
+        total = 0.0
+        for c in range(partial.shape[0]):
+            total += partial[c, j]
+        out[j] = 2.0 * total
+
+
+# One source, two compilations each (parallel over chunks; serial for small inputs),
+# compiled at the first call that needs it.
+_KERNELS = {
+    (source.__name__, parallel): cpu_kernel(source, parallel=parallel)
+    for source in (_cash_sum_source, _cash_reduce_one_source, _cash_reduce_source)
+    for parallel in (False, True)
+}
+
+
+def _kernel(source, n):
+    return _KERNELS[source.__name__, n > PARALLEL_THRESHOLD]
+
+
+def _chunks(n):
+    return (n + CHUNK - 1) // CHUNK
 
 
 def prepare(backend, counts, fixed, templates):
@@ -73,16 +121,20 @@ def prepare(backend, counts, fixed, templates):
 
 def cash_sum(backend, counts, mu):
     """Operation ``cash_sum`` (numba); see :func:`.reference.cash_sum`."""
-    kernel = _cash_sum_parallel if counts.shape[0] > PARALLEL_THRESHOLD else _cash_sum_serial
-    return float(kernel(counts, mu))
+    n = counts.shape[0]
+    return float(_kernel(_cash_sum_source, n)(counts, mu, np.empty(_chunks(n))))
 
 
 def cash_reduce(backend, counts, fixed, templates, norms, need_stat):
     """Operation ``cash_reduce`` (numba); see :func:`.reference.cash_reduce`."""
-    k = templates.shape[0]
+    n, k = counts.shape[0], templates.shape[0]
+    norms = np.asarray(norms, np.float64)
     out = np.empty(1 + k + k * k)
-    big = counts.shape[0] > PARALLEL_THRESHOLD
-    kernel = _cash_reduce_parallel if big else _cash_reduce_serial
-    kernel(counts, fixed, templates, np.asarray(norms, np.float64), need_stat, out)
+    if k == 1:
+        kernel = _kernel(_cash_reduce_one_source, n)
+        kernel(counts, fixed, templates, float(norms[0]), need_stat, np.empty((_chunks(n), 3)), out)
+    else:
+        kernel = _kernel(_cash_reduce_source, n)
+        kernel(counts, fixed, templates, norms, need_stat, np.zeros((_chunks(n), out.size)), out)
     stat = out[0] if need_stat else np.nan
     return stat, out[1 : 1 + k].copy(), out[1 + k :].reshape(k, k).copy()
