@@ -137,47 +137,17 @@ def _asymmetric_errors(
     return np.array([errn]), np.array([errp]), np.array([ul])
 
 
-def fit_norm(
-    problem,
-    x0=None,
-    bounds=None,
-    rtol=DEFAULT_RTOL,
-    max_iter=100,
-    n_sigma=1.0,
-    n_sigma_ul=2.0,
-    selection=(),
-):
-    """Fit the single free norm of a :class:`~rtafast_kernels.CashProblem`.
-
-    Parameters
-    ----------
-    problem : CashProblem
-        With ``n_norms == 1``.
-    x0 : float, optional
-        Starting norm used only when the excess estimate ``(sum n - sum b) / sum s``
-        falls below ``-min(b/s)``.
-    bounds : (float, float), optional
-        Extra limits on the norm (NaN or inf for none), on top of ``-min(b/s)``.
-    rtol : float
-        Stop when the Newton step is below ``rtol`` times the norm's error.
-    max_iter : int
-        Maximum Newton iterations.
-    n_sigma, n_sigma_ul : float
-        Significance of ``errn``/``errp`` and of the upper limit ``ul``.
-    selection : iterable of {"errn-errp", "ul"}
-        Optional quantities, as gammapy's ``selection_optional``.
+def _newton_norm(problem, x0, physical, rtol, max_iter):
+    """Newton search of the single norm's minimum above the physical limit ``-min(b/s)``.
 
     Returns
     -------
-    NormFitResult
+    best : float
+    success : bool
+    message : str
+    niter : int
     """
-    if problem.n_norms != 1:
-        raise ValueError(f"fit_norm fits one norm, the problem has {problem.n_norms}")
-    lower, upper = (b[0] for b in _bounds(problem, bounds))
-    physical = problem.lower_limits[0]
-    evaluations_before = problem.n_evaluations
     success, message, niter = True, "converged", 0
-
     if problem.counts_sum == 0:
         # No counts where the template lives: the statistic increases with the norm.
         best = physical
@@ -224,6 +194,50 @@ def fit_norm(
             x = best = new
         else:
             success, message = False, f"not converged after {max_iter} iterations"
+    return best, success, message, niter
+
+
+def fit_norm(
+    problem,
+    x0=None,
+    bounds=None,
+    rtol=DEFAULT_RTOL,
+    max_iter=100,
+    n_sigma=1.0,
+    n_sigma_ul=2.0,
+    selection=(),
+):
+    """Fit the single free norm of a :class:`~rtafast_kernels.CashProblem`.
+
+    Parameters
+    ----------
+    problem : CashProblem
+        With ``n_norms == 1``.
+    x0 : float, optional
+        Starting norm used only when the excess estimate ``(sum n - sum b) / sum s``
+        falls below ``-min(b/s)``.
+    bounds : (float, float), optional
+        Extra limits on the norm (NaN or inf for none), on top of ``-min(b/s)``.
+    rtol : float
+        Stop when the Newton step is below ``rtol`` times the norm's error.
+    max_iter : int
+        Maximum Newton iterations.
+    n_sigma, n_sigma_ul : float
+        Significance of ``errn``/``errp`` and of the upper limit ``ul``.
+    selection : iterable of {"errn-errp", "ul"}
+        Optional quantities, as gammapy's ``selection_optional``.
+
+    Returns
+    -------
+    NormFitResult
+    """
+    if problem.n_norms != 1:
+        raise ValueError(f"fit_norm fits one norm, the problem has {problem.n_norms}")
+    lower, upper = (b[0] for b in _bounds(problem, bounds))
+    physical = problem.lower_limits[0]
+    evaluations_before = problem.n_evaluations
+
+    best, success, message, niter = _newton_norm(problem, x0, physical, rtol, max_iter)
     # The statistic is convex in the norm: the bounded minimum is the clipped one.
     if best < lower:
         best, message = lower, "norm at its lower bound"
