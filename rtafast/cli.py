@@ -170,6 +170,9 @@ def _demo(args):
     from rtafast.simulate import DEMO_POSITION, point_source_models, simulate_dataset
 
     backend = rtafast.resolve_backend(args.backend)  # fail early on a bad name
+    from rtafast_kernels.jit import COMPILE_LOGGER
+
+    logging.getLogger(COMPILE_LOGGER).setLevel(logging.INFO)  # say when kernels compile
     print(f"Simulating a {args.livetime} observation of a point source (CTA-like analytic IRF)...")
     dataset = simulate_dataset(
         livetime=args.livetime, amplitude=args.amplitude, random_state=args.seed

@@ -52,8 +52,11 @@ def _fit(dataset, backend):
     from rtafast import Fit
     from rtafast.simulate import DEMO_POSITION, point_source_models
 
-    dataset.models = point_source_models(dataset, DEMO_POSITION)
-    Fit(array_backend=backend).run(dataset)
+    for background_norm_free in (False, True):  # one free norm, then two (other kernels)
+        dataset.models = point_source_models(
+            dataset, DEMO_POSITION, background_norm_free=background_norm_free
+        )
+        Fit(array_backend=backend).run(dataset)
     dataset.models = None
 
 
