@@ -2,170 +2,116 @@
 compiled with numba, parallel over image rows (``prange``).
 
 For each image row holding fitted pixels, the linear sums of all its pixels
-(:func:`rtafast_kernels.tsmap.element.dense_bin`) are accumulated one footprint
+(:func:`rtafast_kernels.tsmap.footprint.dense_bin`) are accumulated one footprint
 offset at a time with the innermost loop running along the row (contiguous,
 branch-free: it vectorises); then each pixel of the row is fitted from its
 listed bins. Each row allocates its sum rows and one scratch row
-(``4 x L x ky x kx`` floats): memory is O(map size + threads x kernel size).
+(``4 x L x ky x kx`` floats): memory is O(map size + threads x kernel size). The
+kernel takes the records of :func:`rtafast_kernels.tsmap.record.pack_scan`.
 """
 
 import numba
 import numpy as np
 
 from ..jit import cpu, cpu_kernel, cpu_piece, cpu_reduction
-from .element import N_OUTPUTS, RATIO_INIT, make_scan_functions
-from .inputs import pixel_inputs, scan_tables
+from .constants import N_OUTPUTS, RATIO_INIT
+from .element import make_scan_functions
+from .record import pack_scan
 
 __all__ = ["ts_scan_numba", "ts_scan"]
 
 
-_dense_bin, _dense_pixel, _fit_pixels = make_scan_functions(cpu, cpu_reduction, cpu_piece)
+_dense_bin, _, _fit_pixels = make_scan_functions(cpu, cpu_reduction, cpu_piece)
 
 
-def _ts_scan_source(
-    pix_y,
-    rows_y,
-    row_start,
-    row_xlo,
-    row_xhi,
-    order,
-    pix_x,
-    e_lin,
-    b_lin,
-    r_lin,
-    kidx,
-    layer_kid,
-    ktab,
-    inv_ktab,
-    neg_inv_ktab,
-    start,
-    lcol,
-    lk,
-    ln,
-    lb,
-    le,
-    lc0,
-    lib,
-    lrb,
-    regular,
-    ny_pad,
-    nx_pad,
-    guess,
-    threshold,
-    use_threshold,
-    n_sigma,
-    n_sigma_ul,
-    rtol,
-    max_niter,
-    want_errs,
-    want_ul,
-    out,
-):
-    layers = layer_kid.shape[0]
+@cpu
+def _add_linear_bin(sums, kernel, linear):
+    """:func:`.footprint.dense_bin` on tuples of scalars: ``sums`` (five), ``kernel =
+    (k, inv_k, neg_inv_k)`` and ``linear = (e_lin, b_lin, r_lin)`` of the bin (scalars
+    only: arrays handed to an inlined function would be reference-counted per bin)."""
+    sum_pos, sum_neg, sum_b, ratio_min, ratio_up = sums
+    k, inv_k, neg_inv_k = kernel
+    e_lin, b_lin, r_lin = linear
+    return _dense_bin(
+        sum_pos, sum_neg, sum_b, ratio_min, ratio_up, k, inv_k, neg_inv_k, e_lin, b_lin, r_lin
+    )
+
+
+@cpu
+def _row_linear_sums(y, xlo, width, linear, kernels, ny_pad, nx_pad):
+    """Linear sums of the pixels ``(y, xlo + t)``, ``t < width``, shape ``(1, 5, width)``.
+
+    One footprint offset at a time, the innermost loop along the row (slices: indices
+    known >= 0, no wrap-around branch; with one kernel row per layer the loop vectorises).
+    """
+    e_lin, b_lin, r_lin, kidx, layer_kid = linear
+    ktab, inv_ktab, neg_inv_ktab = kernels
     ky = ktab.shape[1]
     kx = ktab.shape[2]
-    size = layers * ky * kx
+    lin = np.empty((1, 5, width))
+    pos = lin[0, 0]
+    neg = lin[0, 1]
+    bkg = lin[0, 2]
+    ratio = lin[0, 3]
+    up = lin[0, 4]
+    pos[:] = 0.0
+    neg[:] = 0.0
+    bkg[:] = 0.0
+    ratio[:] = RATIO_INIT
+    up[:] = RATIO_INIT
+    for layer in range(layer_kid.shape[0]):
+        kid = layer_kid[layer]
+        for dy in range(ky):
+            base = (layer * ny_pad + y + dy) * nx_pad + xlo
+            for dx in range(kx):
+                first = base + dx
+                e_row = e_lin[first : first + width]
+                b_row = b_lin[first : first + width]
+                r_row = r_lin[first : first + width]
+                if kid >= 0:
+                    kernel = (ktab[kid, dy, dx], inv_ktab[kid, dy, dx], neg_inv_ktab[kid, dy, dx])
+                    for t in range(width):
+                        sums = (pos[t], neg[t], bkg[t], ratio[t], up[t])
+                        sums = _add_linear_bin(sums, kernel, (e_row[t], b_row[t], r_row[t]))
+                        pos[t], neg[t], bkg[t], ratio[t], up[t] = sums
+                else:
+                    k_row = kidx[first : first + width]
+                    for t in range(width):
+                        kk = k_row[t]
+                        kernel = (ktab[kk, dy, dx], inv_ktab[kk, dy, dx], neg_inv_ktab[kk, dy, dx])
+                        sums = (pos[t], neg[t], bkg[t], ratio[t], up[t])
+                        sums = _add_linear_bin(sums, kernel, (e_row[t], b_row[t], r_row[t]))
+                        pos[t], neg[t], bkg[t], ratio[t], up[t] = sums
+    return lin
+
+
+def _ts_scan_source(arrays, options, rows, out):
+    """Fit every pixel of ``arrays`` (:func:`.record.pack_scan`), one image row per task.
+
+    ``rows = (rows_y, row_start, row_xlo, row_xhi, order)`` (:func:`_rows`).
+    """
+    pixels, linear, kernels, listed = arrays
+    pix_y, pix_x, guess, ring_counts = pixels
+    e_lin, b_lin, r_lin, kidx, layer_kid = linear
+    ktab, inv_ktab, neg_inv_ktab = kernels
+    start, lcol, lk, ln, lb, le, lc0, lrb = listed
+    rows_y, row_start, row_xlo, row_xhi, order = rows
+    ny_pad = options.ny_pad
+    nx_pad = options.nx_pad
+    size = layer_kid.shape[0] * ktab.shape[1] * ktab.shape[2]
     for r in numba.prange(rows_y.shape[0]):
-        y = rows_y[r]
+        # numba's prange takes no tuple of arrays from outside the loop: rebuilt here
+        linear_r = (e_lin, b_lin, r_lin, kidx, layer_kid)
+        kernels_r = (ktab, inv_ktab, neg_inv_ktab)
+        listed_r = (start, lcol, lk, ln, lb, le, lc0, lrb)
+        arrays_r = ((pix_y, pix_x, guess, ring_counts), linear_r, kernels_r, listed_r)
         xlo = row_xlo[r]
         width = row_xhi[r] - xlo + 1
-        lin = np.empty((1, 5, width))
-        lin_pos = lin[0, 0]
-        lin_neg = lin[0, 1]
-        lin_b = lin[0, 2]
-        lin_r = lin[0, 3]
-        lin_u = lin[0, 4]
-        lin_pos[:] = 0.0
-        lin_neg[:] = 0.0
-        lin_b[:] = 0.0
-        lin_r[:] = RATIO_INIT
-        lin_u[:] = RATIO_INIT
-        for layer in range(layers):
-            kid = layer_kid[layer]
-            for dy in range(ky):
-                base = (layer * ny_pad + y + dy) * nx_pad + xlo
-                for dx in range(kx):
-                    # slices: indices known >= 0, no wrap-around branch, the loop vectorises
-                    first = base + dx
-                    e_row = e_lin[first : first + width]
-                    b_row = b_lin[first : first + width]
-                    r_row = r_lin[first : first + width]
-                    if kid >= 0:
-                        k = ktab[kid, dy, dx]
-                        inv_k = inv_ktab[kid, dy, dx]
-                        neg_inv_k = neg_inv_ktab[kid, dy, dx]
-                        for t in range(width):
-                            sp, sn, sb, sr, su = _dense_bin(
-                                lin_pos[t],
-                                lin_neg[t],
-                                lin_b[t],
-                                lin_r[t],
-                                lin_u[t],
-                                k,
-                                inv_k,
-                                neg_inv_k,
-                                e_row[t],
-                                b_row[t],
-                                r_row[t],
-                            )
-                            lin_pos[t] = sp
-                            lin_neg[t] = sn
-                            lin_b[t] = sb
-                            lin_r[t] = sr
-                            lin_u[t] = su
-                    else:
-                        k_row = kidx[first : first + width]
-                        for t in range(width):
-                            kk = k_row[t]
-                            sp, sn, sb, sr, su = _dense_bin(
-                                lin_pos[t],
-                                lin_neg[t],
-                                lin_b[t],
-                                lin_r[t],
-                                lin_u[t],
-                                ktab[kk, dy, dx],
-                                inv_ktab[kk, dy, dx],
-                                neg_inv_ktab[kk, dy, dx],
-                                e_row[t],
-                                b_row[t],
-                                r_row[t],
-                            )
-                            lin_pos[t] = sp
-                            lin_neg[t] = sn
-                            lin_b[t] = sb
-                            lin_r[t] = sr
-                            lin_u[t] = su
+        lin = _row_linear_sums(rows_y[r], xlo, width, linear_r, kernels_r, ny_pad, nx_pad)
         scratch = np.empty((1, 4, size))
-        tables = (e_lin, b_lin, kidx, ktab, inv_ktab, start, lcol, lk, ln, lb, le, lc0, lib, lrb)
-        options = (
-            regular,
-            ny_pad,
-            nx_pad,
-            threshold,
-            use_threshold,
-            n_sigma,
-            n_sigma_ul,
-            rtol,
-            max_niter,
-            want_errs,
-            want_ul,
-        )
-        _fit_pixels(
-            row_start[r],
-            row_start[r + 1],
-            order,
-            pix_y,
-            pix_x,
-            lin,
-            0,
-            xlo,
-            tables,
-            options,
-            guess,
-            scratch,
-            0,
-            out,
-        )
+        first = row_start[r]
+        last = row_start[r + 1]
+        _fit_pixels(first, last, order, lin, 0, xlo, arrays_r, options, scratch, 0, out)
 
 
 _ts_scan_parallel = cpu_kernel(_ts_scan_source, parallel=True)
@@ -194,58 +140,18 @@ def ts_scan_numba(inputs, parallel=True):
     Returns
     -------
     ndarray, shape (N_OUTPUTS, npix)
-        Rows in :data:`rtafast_kernels.tsmap.element.OUTPUT_NAMES` order.
+        Rows in :data:`rtafast_kernels.tsmap.constants.OUTPUT_NAMES` order.
     """
-    pix_y = np.asarray(inputs.pix_y, dtype=np.int64)
-    pix_x = np.asarray(inputs.pix_x, dtype=np.int64)
-    npix = pix_y.shape[0]
+    npix = np.shape(inputs.pix_y)[0]
     out = np.empty((N_OUTPUTS, npix))
     if npix == 0:
         return out
-    t = scan_tables(inputs)
-    rows_y, row_start, row_xlo, row_xhi, order = _rows(pix_y, pix_x)
+    arrays, options = pack_scan(inputs)
+    rows = _rows(arrays.pixels.pix_y, arrays.pixels.pix_x)
     # the serial compilation (compiled on first use) only on request: one kernel to
     # compile, and waking the threads costs little next to any fit
     kernel = _ts_scan_parallel if parallel else _ts_scan_serial
-    kernel(
-        pix_y,
-        rows_y,
-        row_start,
-        row_xlo,
-        row_xhi,
-        order,
-        pix_x,
-        t.e_lin,
-        t.b_lin,
-        t.r_lin,
-        t.kidx,
-        t.layer_kid,
-        t.ktab,
-        t.inv_ktab,
-        t.neg_inv_ktab,
-        t.start,
-        t.lcol,
-        t.lk,
-        t.ln,
-        t.lb,
-        t.le,
-        t.lc0,
-        t.lib,
-        t.lrb,
-        bool(t.regular),
-        int(t.ny_pad),
-        int(t.nx_pad),
-        pixel_inputs(inputs),
-        float(inputs.threshold),
-        bool(inputs.use_threshold),
-        float(inputs.n_sigma),
-        float(inputs.n_sigma_ul),
-        float(inputs.rtol),
-        int(inputs.max_niter),
-        bool(inputs.want_errs),
-        bool(inputs.want_ul),
-        out,
-    )
+    kernel(arrays, options, rows, out)
     return out
 
 

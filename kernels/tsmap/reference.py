@@ -8,7 +8,7 @@ loops, so memory stays O(map size).
 
 import numpy as np
 
-from .element import BRENTQ_RTOL_MIN, BRENTQ_XTOL, N_OUTPUTS, RATIO_INIT
+from .constants import BRENTQ_RTOL_MIN, BRENTQ_XTOL, N_OUTPUTS, RATIO_INIT
 from .inputs import cash_half, pixel_inputs, scan_tables
 
 __all__ = ["ts_scan_numpy", "ts_scan"]
@@ -81,11 +81,13 @@ def _add(acc, mask, value):
 
 
 class _Pixels:
-    """Per-pixel state of the vectorised twin (the scalars of ``fit_pixel``)."""
+    """Per-pixel state of the vectorised twin (the scalars of ``fit_pixels``,
+    :mod:`rtafast_kernels.tsmap.fit`)."""
 
 
 def _gather(fp):
-    """Linear and listed sums of every pixel (the copy loop of ``fit_pixel``)."""
+    """Linear and listed sums of every pixel (:mod:`rtafast_kernels.tsmap.footprint`'s
+    ``dense_bin`` and the copy loop of :mod:`rtafast_kernels.tsmap.listed`)."""
     s = _Pixels()
     shape = fp.py.shape
     s.lin_pos, s.lin_neg, s.lin_b = np.zeros(shape), np.zeros(shape), np.zeros(shape)
@@ -130,7 +132,7 @@ def _gather(fp):
         s.const = _add(s.const, keep & (m == 0), c0)
         s.s_counts = _add(s.s_counts, keep & ~(m > 0) & (n > 0), n)
     if fp.t.regular:
-        # the element's fast copy loop (all listed n > 0): s_counts = sum_n, r_total = r_min
+        # the regular copy loop (all listed n > 0): s_counts = sum_n, r_total = r_min
         s.s_counts = s.sum_n.copy()
         s.r_total = s.r_min.copy()
     # counts outside gammapy's footprint (a zero-padded kernel): not gammapy's
@@ -170,7 +172,7 @@ def _listed_bins(fp, s):
 
 
 def _stat_at(fp, s, x):
-    """Cash statistic at norms ``x`` (the element's ``stat_at``)."""
+    """Cash statistic at norms ``x`` (``stat_at`` of :mod:`rtafast_kernels.tsmap.statistic`)."""
     stat = s.const.copy()
     front_bins, back_bins = _listed_bins(fp, s)
     for _, use, n, b, m, _ in front_bins + back_bins:
@@ -181,7 +183,8 @@ def _stat_at(fp, s, x):
 
 
 def _cash_root(front_bins, s, x):
-    """gammapy's ``f_cash_root`` / 2 at norms ``x`` (the element's ``cash_root``)."""
+    """gammapy's ``f_cash_root`` / 2 at norms ``x`` (``cash_root`` of
+    :mod:`rtafast_kernels.tsmap.statistic`)."""
     total = s.s_m_empty.copy()
     for _, front, n, b, m, _ in front_bins:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -190,7 +193,7 @@ def _cash_root(front_bins, s, x):
 
 
 def _brentq_step(state, xtol, rtol):
-    """Vectorised :func:`rtafast_kernels.tsmap.element.brentq_step`: ``(state, done)``."""
+    """Vectorised :func:`rtafast_kernels.tsmap.brentq.brentq_step`: ``(state, done)``."""
     xpre, xcur, xblk, fpre, fcur, fblk, spre, scur = state
     flip = (fpre != 0) & (fcur != 0) & ((fpre < 0) != (fcur < 0))
     xblk = np.where(flip, xpre, xblk)
@@ -274,7 +277,7 @@ def _brentq(f, a, b, active, rtol, max_niter):
 
 
 def _confidence(stat_at, target, start, end, rtol, max_niter):
-    """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap.element`."""
+    """Vectorised twin of ``confidence`` in :mod:`rtafast_kernels.tsmap.bounds`."""
 
     def f(x):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -290,7 +293,7 @@ def ts_scan_numpy(inputs):
     Returns
     -------
     ndarray, shape (N_OUTPUTS, npix)
-        Rows in :data:`rtafast_kernels.tsmap.element.OUTPUT_NAMES` order.
+        Rows in :data:`rtafast_kernels.tsmap.constants.OUTPUT_NAMES` order.
     """
     fp = _Footprint(inputs, scan_tables(inputs))
     s = _gather(fp)
