@@ -6,8 +6,9 @@ with a 0.3 deg kernel (point source, index 2); ``RTAFAST_BENCH_FULL=1`` adds the
 250x250x8 cube (5 deg: the alert pipeline's target size).
 
 * rtafast, per window: ``BunchAccumulator.add`` (the bunch binned into the window's
-  cube), ``dataset()`` and ``TSMapEstimator.run`` -- what an alert pipeline does every
-  few seconds. Two rows side by side (the bunch's event selection is never timed):
+  cube), ``current_window()`` (counts kept on the backend) and ``TSMapEstimator.run``
+  of the window -- what an alert pipeline does every few seconds. Two rows side by
+  side (the bunch's event selection is never timed):
   ``warm``, the next window of the run, after ``WARM_WINDOWS`` windows that made the
   run's IRF maps and the TS kernel (found again, rescaled by live time);
   ``cold``, the first window of a new run: a new accumulator and TS-input cache,
@@ -125,7 +126,7 @@ def test_rtafast_window(benchmark, record, observation, case):
 
     def window(events, interval):
         accumulator.add(events, observation, interval)
-        return estimator.run(accumulator.dataset())
+        return estimator.run(accumulator.current_window())
 
     for _ in range(WARM_WINDOWS):
         result = window(*bunch()[0])
@@ -162,7 +163,7 @@ def test_rtafast_first_window(benchmark, record, observation, case, hess_datasto
 
     def window(accumulator, estimator, events, new):
         accumulator.add(events, new, interval)
-        return estimator.run(accumulator.dataset())
+        return estimator.run(accumulator.current_window())
 
     window(*setup()[0])  # JIT and first-use costs of the code paths
     result = benchmark.pedantic(window, setup=setup, rounds=rounds(3), iterations=1)

@@ -53,6 +53,13 @@ class HostDevice(Backend):
         """Return ``array`` as a contiguous float64 NumPy array."""
         return np.ascontiguousarray(array, dtype=np.float64)
 
+    def upload(self, array, dtype=None):
+        """Return a host array as a contiguous array of this backend (here: NumPy).
+
+        The twin of :meth:`CudaDevice.upload`; ``dtype`` defaults to the array's own.
+        """
+        return np.ascontiguousarray(array, dtype=dtype)
+
     def to_numpy(self, array):
         """Return a host NumPy view of a backend array."""
         return np.asarray(array)
@@ -87,6 +94,14 @@ class CudaDevice(Backend):
     def asarray(self, array):
         """Return ``array`` as a contiguous float64 array on the device."""
         return self.xp.ascontiguousarray(self.xp.asarray(array, dtype=self.xp.float64))
+
+    def upload(self, array, dtype=None):
+        """Copy a host array to the device (contiguous; ``dtype`` defaults to its own).
+
+        The one host-to-device copy of array data in rtafast's window path (the
+        per-observation inputs, once per pointing); :meth:`to_numpy` the one copy back.
+        """
+        return self.xp.ascontiguousarray(self.xp.asarray(array, dtype=dtype))
 
     def to_numpy(self, array):
         """Copy a device array to a host NumPy array."""

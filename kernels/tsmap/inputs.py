@@ -2,7 +2,9 @@
 
 :class:`TSScanInputs` holds the flat arrays every backend's ``ts_scan`` takes;
 :func:`scan_tables` turns them into the per-bin tables (:class:`ScanTables`: listed
-and linear bins, see :mod:`rtafast_kernels.tsmap.element`), built on the host.
+and linear bins, see :mod:`rtafast_kernels.tsmap.element`). Both work where the
+arrays are: NumPy arrays on the host, CuPy arrays on the GPU (the tables are then
+built on the device, with the array module of the inputs, :func:`array_module`).
 """
 
 from dataclasses import dataclass
@@ -11,12 +13,23 @@ import numpy as np
 
 from ..cash.element import LOG_TRUNCATION_VALUE, TRUNCATION_VALUE
 
-__all__ = ["TSScanInputs", "ScanTables", "scan_tables", "pixel_inputs", "cash_half"]
+__all__ = [
+    "TSScanInputs",
+    "ScanTables",
+    "array_module",
+    "scan_tables",
+    "pixel_inputs",
+    "cash_half",
+]
 
 
 @dataclass
 class TSScanInputs:
-    """Arrays of a TS scan (host NumPy arrays; backends copy them to the device).
+    """Arrays of a TS scan: NumPy arrays, or arrays of the backend's array module.
+
+    The arrays may live on the device of the backend that runs the scan (CuPy arrays
+    for ``"cuda"``, with ``xp`` its array module): the tables are then built there and
+    nothing is copied to the host; host arrays given to the cuda backend are copied.
 
     Attributes
     ----------
@@ -50,6 +63,9 @@ class TSScanInputs:
         Counts of each pixel's footprint bins that gammapy's footprint does not have
         (a kernel zero-padded to a larger kernel's shape): left out of the sum of
         counts (the trivial-fit test) and of the bracket's upper end.
+    xp : module, optional
+        Array module of the arrays (``numpy``, ``cupy``); default: found from
+        ``counts`` (:func:`array_module`).
     """
 
     counts: np.ndarray
@@ -69,12 +85,26 @@ class TSScanInputs:
     want_errs: bool = False
     want_ul: bool = False
     ring_counts: np.ndarray | None = None
+    xp: object = None
+
+
+def array_module(inputs):
+    """The array module of a scan's arrays: ``inputs.xp``, else NumPy, or CuPy for CuPy
+    arrays (CuPy is not imported otherwise)."""
+    if inputs.xp is not None:
+        return inputs.xp
+    if type(inputs.counts).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
 
 
 def pixel_inputs(inputs):
     """Per-pixel inputs of the compiled kernels, shape ``(2, npix)``: the initial
-    norms and ``ring_counts`` (0 without)."""
-    out = np.zeros((2, inputs.pix_y.size))
+    norms and ``ring_counts`` (0 without); where the inputs are (:func:`array_module`)."""
+    xp = array_module(inputs)
+    out = xp.zeros((2, inputs.pix_y.shape[0]))
     out[0] = inputs.guess
     if inputs.ring_counts is not None:
         out[1] = inputs.ring_counts
@@ -137,16 +167,21 @@ class ScanTables:
     regular: bool
 
 
-def cash_half(n, mu):
-    """Half the Cash term per bin, with gammapy's truncation (vectorised)."""
+def cash_half(n, mu, xp=np):
+    """Half the Cash term per bin, with gammapy's truncation (vectorised, array module
+    ``xp``)."""
     truncated = mu <= TRUNCATION_VALUE
-    safe = np.where(truncated, 1.0, mu)
-    log_mu = np.where(truncated, LOG_TRUNCATION_VALUE, np.log(safe))
-    return np.where(truncated, TRUNCATION_VALUE, mu) - np.where(n > 0, n * log_mu, 0.0)
+    safe = xp.where(truncated, 1.0, mu)
+    log_mu = xp.where(truncated, LOG_TRUNCATION_VALUE, xp.log(safe))
+    return xp.where(truncated, TRUNCATION_VALUE, mu) - xp.where(n > 0, n * log_mu, 0.0)
 
 
 def scan_tables(inputs):
-    """Per-bin tables of TS-scan inputs (built on the host, O(map size)).
+    """Per-bin tables of TS-scan inputs (O(map size), where the inputs are).
+
+    Built with the inputs' array module (:func:`array_module`): on the GPU for CuPy
+    inputs, with one scalar brought to the host (``regular``) besides what CuPy's
+    ``flatnonzero`` reads (the number of listed bins).
 
     Parameters
     ----------
@@ -155,48 +190,46 @@ def scan_tables(inputs):
     Returns
     -------
     ScanTables
+        Arrays of the inputs' array module; ``regular`` a Python bool.
     """
-    counts = np.ascontiguousarray(inputs.counts, dtype=np.float64)
-    background = np.ascontiguousarray(inputs.background, dtype=np.float64)
-    expo = np.ascontiguousarray(inputs.expo, dtype=np.float64)
-    kidx = np.ascontiguousarray(inputs.kidx, dtype=np.int32)
-    ktab = np.ascontiguousarray(inputs.ktab, dtype=np.float64)
+    xp = array_module(inputs)
+    counts = xp.ascontiguousarray(inputs.counts, dtype=np.float64)
+    background = xp.ascontiguousarray(inputs.background, dtype=np.float64)
+    expo = xp.ascontiguousarray(inputs.expo, dtype=np.float64)
+    kidx = xp.ascontiguousarray(inputs.kidx, dtype=np.int32)
+    ktab = xp.ascontiguousarray(inputs.ktab, dtype=np.float64)
     layers, ny_pad, nx_pad = counts.shape
     regular = bool(
-        np.isfinite(ktab).all()
-        and (expo >= 0).all()
-        and (counts >= 0).all()
-        and (background >= 0).all()
+        xp.isfinite(ktab).all() & (expo >= 0).all() & (counts >= 0).all() & (background >= 0).all()
     )
     if regular:
         listed = counts > 0
     else:
         listed = (counts != 0) | (background != 0) | (expo != 0)
     linear = ~listed
-    e_lin = np.where(linear, expo, 0.0)
-    b_lin = np.where(linear, background, 0.0)
+    e_lin = xp.where(linear, expo, 0.0)
+    b_lin = xp.where(linear, background, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r_lin = np.where(linear & (expo > 0), background / np.where(expo > 0, expo, 1.0), np.inf)
-        inv_ktab = np.where(ktab > 0, 1.0 / np.where(ktab > 0, ktab, 1.0), np.inf)
-        neg_inv_ktab = np.where(ktab < 0, -1.0 / np.where(ktab < 0, ktab, 1.0), np.inf)
-    relevant = linear & ((expo != 0) | (background != 0))
-    layer_kid = np.zeros(layers, dtype=np.int64)
-    for layer in range(layers):
-        kids = kidx[layer][relevant[layer]]
-        if kids.size and (kids != kids[0]).any():
-            layer_kid[layer] = -1
-        elif kids.size:
-            layer_kid[layer] = kids[0]
+        r_lin = xp.where(linear & (expo > 0), background / xp.where(expo > 0, expo, 1.0), np.inf)
+        inv_ktab = xp.where(ktab > 0, 1.0 / xp.where(ktab > 0, ktab, 1.0), np.inf)
+        neg_inv_ktab = xp.where(ktab < 0, -1.0 / xp.where(ktab < 0, ktab, 1.0), np.inf)
+    relevant = (linear & ((expo != 0) | (background != 0))).reshape(layers, -1)
+    layer_kidx = kidx.reshape(layers, -1)
+    # the kernel row shared by a layer's relevant linear bins (-1: several, 0: none)
+    lowest = xp.where(relevant, layer_kidx, np.iinfo(np.int32).max).min(axis=1)
+    highest = xp.where(relevant, layer_kidx, -1).max(axis=1)
+    layer_kid = xp.where(highest < 0, 0, xp.where(lowest == highest, lowest, -1))
+    layer_kid = layer_kid.astype(np.int64)
     flat_listed = listed.ravel()
-    index = np.flatnonzero(flat_listed)
-    start = np.zeros(flat_listed.size + 1, dtype=np.int64)
-    np.cumsum(flat_listed, out=start[1:])
+    index = xp.flatnonzero(flat_listed)
+    start = xp.zeros(flat_listed.size + 1, dtype=np.int64)
+    start[1:] = xp.cumsum(flat_listed, dtype=np.int64)
     ln = counts.ravel()[index]
     lb = background.ravel()[index]
     le = expo.ravel()[index]
     with np.errstate(divide="ignore", invalid="ignore"):
         lib = 1.0 / lb
-        lrb = np.where(le > 0, lb / np.where(le > 0, le, 1.0), np.inf)
+        lrb = xp.where(le > 0, lb / xp.where(le > 0, le, 1.0), np.inf)
     tables = ScanTables(
         ny_pad=ny_pad,
         nx_pad=nx_pad,
@@ -214,7 +247,7 @@ def scan_tables(inputs):
         ln=ln,
         lb=lb,
         le=le,
-        lc0=cash_half(ln, lb),
+        lc0=cash_half(ln, lb, xp),
         lib=lib,
         lrb=lrb,
         regular=regular,

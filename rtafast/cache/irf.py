@@ -5,15 +5,14 @@ is proportional to the live time, the background map to the on-time, and the
 PSF and energy-dispersion maps only carry an exposure map that scales with the
 live time. :class:`IRFMapCache` keeps each map per unit of time, keyed on the
 content of the observation's IRFs, its pointing, the geometry and the maker's
-options; callers get a rescaled copy (never the cached object).
+options (:class:`rtafast.cache.scaling.ScaledCache`); the maker gets a rescaled copy
+(never the cached object), the stream the per-second maps themselves.
 """
-
-import copy
 
 import numpy as np
 
 from .keys import content_digest
-from .lru import LRUCache
+from .scaling import ScaledCache, per_unit, scaled
 
 __all__ = ["IRFMapCache", "default_irf_cache", "observation_key", "is_time_independent"]
 
@@ -44,14 +43,20 @@ def observation_key(observation):
     return "|".join(parts)
 
 
-class IRFMapCache(LRUCache):
-    """Least-recently-used cache of per-unit-time IRF maps."""
+class IRFMapCache(ScaledCache):
+    """Least-recently-used cache of per-unit-time IRF maps (see :mod:`rtafast.cache.scaling`).
+
+    An entry is a map per second of live time (exposure; the exposure map of a PSF or
+    EDisp map) or of on-time (background), stored on a miss from the map gammapy
+    computed for the observation, divided once by its duration (float64,
+    :func:`rtafast.cache.scaling.per_unit`).
+    """
 
     def __init__(self, maxsize=128):
         super().__init__(maxsize)
 
-    def get(self, key, compute, duration, kind):
-        """Map for ``duration`` seconds, computed once per unit of time.
+    def unit(self, key, compute, duration, kind):
+        """The map per second of time, computed once.
 
         Parameters
         ----------
@@ -60,25 +65,31 @@ class IRFMapCache(LRUCache):
         compute : callable
             Computes the map for the actual observation (gammapy).
         duration : float
-            The observation's live time or on-time, s.
+            The observation's live time or on-time, s (divides ``compute()`` on a miss).
         kind : {"map", "irf"}
             ``"map"``: the map scales with time; ``"irf"``: a PSF/EDisp map whose
-            ``exposure_map`` scales with time.
+            ``exposure_map`` scales with time (as :func:`rtafast.cache.scaling.scaled`
+            finds from the value's type).
+
+        Returns
+        -------
+        object
+            The cached entry itself: not to be modified.
+        """
+        return super().unit(key, lambda: per_unit(compute(), duration))
+
+    def get(self, key, compute, duration, kind):
+        """Map for ``duration`` seconds, computed once per unit of time (a new object).
+
+        Parameters are those of :meth:`unit`; on a miss the computed map itself is
+        returned (and its per-second version kept).
         """
         cached = self.lookup(key)
         if cached is None:
             value = compute()
-            per_second = value / duration if kind == "map" else _scaled_irf(value, 1 / duration)
-            self.store(key, per_second)
+            self.store(key, per_unit(value, duration))
             return value
-        return cached * duration if kind == "map" else _scaled_irf(cached, duration)
-
-
-def _scaled_irf(irf, factor):
-    scaled = copy.deepcopy(irf)
-    if scaled is not None and scaled.exposure_map is not None:
-        scaled.exposure_map = scaled.exposure_map * factor
-    return scaled
+        return scaled(cached, duration)
 
 
 #: Process-wide cache used by rtafast's maker.

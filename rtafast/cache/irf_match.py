@@ -12,12 +12,18 @@ image unchanged, element by element within :data:`PROPORTIONAL_RTOL` of the
 largest value (or 8 rounding units of float32 maps). The comparison runs at every
 lookup, the arrays that must be unchanged first, smallest first, so a different
 pointing or mask is rejected cheaply.
+
+This comparison is for gammapy datasets of unknown origin only (the drop-in
+estimators called with a ``MapDataset``): where the live time is known -- a stream
+window carries it -- the caches look their per-unit entries up by key and scale them
+by it (:mod:`rtafast.cache.scaling`, the one rescaling mechanism both use).
 """
 
 import numpy as np
 
 from rtafast.cache.keys import geom_key
 from rtafast.cache.lru import LRUCache
+from rtafast.cache.scaling import ScaledCache
 
 __all__ = [
     "PROPORTIONAL_RTOL",
@@ -190,14 +196,18 @@ def exposure_factor(arrays, references):
     return factors[0]
 
 
-class RescalingCache(LRUCache):
+class RescalingCache(ScaledCache):
     """LRU cache of entries computed from IRF maps, reused for multiples of them.
 
     Entries are stored under ``(layout, serial)``: ``layout`` is what must be equal
     (geometries, options), and each entry has an ``arrays`` attribute, the copies of
-    the :func:`irf_arrays` it was computed from. ``hits`` counts reuses,
-    ``rescaled`` those with an exposure factor other than 1, ``misses`` the lookups
-    that found nothing.
+    the :func:`irf_arrays` it was computed from, and a ``scaled(factor)`` method. An
+    entry is per unit of those arrays: :meth:`find` gives the factor of new arrays,
+    :meth:`ScaledCache.scale` applies it. Entries of a known origin (a stream
+    window's pointing, per second) are stored and looked up by key with
+    :meth:`ScaledCache.unit` instead, and scaled by the time the caller carries.
+    ``hits`` counts reuses, ``rescaled`` those of :meth:`find` with a factor other
+    than 1, ``misses`` the lookups that found nothing.
 
     Parameters
     ----------
@@ -207,7 +217,6 @@ class RescalingCache(LRUCache):
 
     def __init__(self, maxsize):
         super().__init__(maxsize)
-        self.rescaled = 0
         self._serial = 0
 
     def find(self, layout, arrays, accept=None):
@@ -228,7 +237,9 @@ class RescalingCache(LRUCache):
             ``(None, None)``.
         """
         for key, entry in reversed(self.items()):  # most recently used first
-            if key[0] != layout or (accept is not None and not accept(entry)):
+            if not (isinstance(key, tuple) and len(key) == 2 and key[0] == layout):
+                continue
+            if accept is not None and not accept(entry):
                 continue
             factor = exposure_factor(arrays, entry.arrays)
             if factor is None:

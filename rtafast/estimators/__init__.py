@@ -4,6 +4,9 @@
   the numpy, numba or cuda backend;
 * `ExcessMapEstimator`: correlated counts statistics (Cash / Li & Ma) with a
   top-hat correlation radius.
+
+Both take gammapy datasets or a stream window (`rtafast.stream.StreamWindow`), whose
+counts they read on its backend (:mod:`.ts_window`, :mod:`.excess_window`).
 """
 
 from .excess import ExcessMapEstimator

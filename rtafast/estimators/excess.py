@@ -14,6 +14,7 @@ from gammapy.stats import CashCountsStatistic, WStatCountsStatistic
 from rtafast import dispatch
 from rtafast.cache.lru import LRUCache
 
+from ..stream.window import StreamWindow
 from .convolution import convolve_images
 from .excess_inputs import (
     default_cache,
@@ -22,6 +23,7 @@ from .excess_inputs import (
     resample_on_off,
     resample_sum,
 )
+from .excess_window import pointing_excess_inputs, window_statistics
 
 __all__ = ["ExcessMapEstimator"]
 
@@ -140,9 +142,16 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
     def run(self, dataset):
         """Correlated excess, significance and flux maps (gammapy's ``run``, same output).
 
+        A `rtafast.stream.StreamWindow` of one observation without models is mapped
+        from its counts and its pointing's per-second inputs scaled by its live time
+        and on-time (:mod:`rtafast.estimators.excess_window`; the counts come to the
+        host for the correlation); other windows as ``run(window.to_dataset())``,
+        which the fast path equals up to float32 rounding.
+
         Parameters
         ----------
-        dataset : `gammapy.datasets.MapDataset` or `gammapy.datasets.MapDatasetOnOff`
+        dataset : `gammapy.datasets.MapDataset`, `gammapy.datasets.MapDatasetOnOff` or \
+`rtafast.stream.StreamWindow`
 
         Returns
         -------
@@ -151,6 +160,8 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
             ``norm_err`` (dimensionless) and the selected ``norm_errn``,
             ``norm_errp``, ``norm_ul``, ``norm_sensitivity``; NaN outside the mask.
         """
+        if isinstance(dataset, StreamWindow):
+            return self._run_window(dataset)
         reason = _delegation_reason(dataset)
         if reason is not None:
             dispatch.record("ExcessMapEstimator.run", dispatch.GAMMAPY, *reason)
@@ -170,6 +181,17 @@ correlate_off, spectral_model, sum_over_energy_groups, ...
             exposure, unit = self.cache.get(self, dataset, grouping)
         data = self._norm_maps(stat, background, exposure)
         return self._flux_maps(grouping.geom, stat, data, 1 / unit, mask, on_off_maps)
+
+    def _run_window(self, window):
+        """The excess map of a stream window (see :meth:`run`)."""
+        if window.pointing is None or window.models is not None:
+            return self.run(window.to_dataset())
+        dispatch.record("ExcessMapEstimator.run", dispatch.FAST)
+        inputs = pointing_excess_inputs(self, window.pointing, self.cache)
+        stat, background, exposure = window_statistics(inputs, window)
+        data = self._norm_maps(stat, background, exposure)
+        unit = inputs.exposure.unit
+        return self._flux_maps(inputs.grouping.geom, stat, data, 1 / unit, inputs.mask, {})
 
     def _counts_statistics(self, dataset, grouping, mask):
         """Cash statistics of the kernel-correlated counts and ``npred`` in each group.

@@ -53,6 +53,7 @@ __all__ = [
     "estimator_mask",
     "OnOffMaps",
     "resample_on_off",
+    "convolve64",
 ]
 
 
@@ -274,7 +275,7 @@ def _masks(dataset):
     return safe, fit
 
 
-def _convolve64(planes, kernel):
+def convolve64(planes, kernel):
     """``convolve_images`` before its float32 rounding (float64 planes)."""
     out = np.empty(planes.shape, dtype=np.float64)
     for index, image in enumerate(planes):
@@ -295,6 +296,13 @@ class _ExcessInputs(NamedTuple):
     arrays: tuple
     #: Copies of the safe and fit masks (or None).
     masks: tuple
+
+    def scaled(self, factor):
+        """The inputs of an exposure ``factor`` times this one (``conv(E)`` is linear)."""
+        exposure_conv = self.exposure_conv * factor
+        return self._replace(
+            exposure_conv=exposure_conv, exposure=_averaged(exposure_conv, self.mask_conv)
+        )
 
 
 def _same_masks(masks, references):
@@ -363,15 +371,39 @@ class ExcessInputCache(RescalingCache):
             entry = self._compute(estimator, dataset, grouping, arrays, masks)
             self.add(layout, entry)
             factor = 1.0
-        if factor == 1.0:
-            return entry.exposure, entry.unit
-        return _averaged(entry.exposure_conv * factor, entry.mask_conv), entry.unit
+        entry = self.scale(entry, factor)
+        return entry.exposure, entry.unit
+
+    def unit_inputs(self, estimator, pointing, grouping):
+        """The kernel-averaged exposure inputs of a stream pointing, per second of live
+        time (computed once from its ``stacked_unit``; scale them with ``scaled``).
+
+        Parameters
+        ----------
+        estimator : `gammapy.estimators.ExcessMapEstimator`
+        pointing : `rtafast.stream.PointingMaps`
+        grouping : `EnergyGrouping`
+            Of the estimator on the pointing's dataset.
+
+        Returns
+        -------
+        entry
+            With ``exposure_conv``, ``mask_conv``, ``exposure`` and ``unit``.
+        """
+        key = (
+            "pointing",
+            pointing.token,
+            repr(estimator.spectral_model.to_dict()),
+            grouping.options,
+        )
+        unit = pointing.stacked_unit
+        return self.unit(key, lambda: self._compute(estimator, unit, grouping, (), _masks(unit)))
 
     @staticmethod
     def _compute(estimator, dataset, grouping, arrays, masks):
         reco = estimate_exposure_reco_energy(dataset, estimator.spectral_model, normalize=False)
         exposure = resample_sum(reco.data, masks[0], grouping)
-        exposure_conv = _convolve64(exposure, grouping.kernel)
+        exposure_conv = convolve64(exposure, grouping.kernel)
         mask_conv = convolve_images(estimator_mask(dataset, grouping), grouping.kernel)
         averaged = _averaged(exposure_conv, mask_conv)
         for array in (exposure_conv, mask_conv, averaged):

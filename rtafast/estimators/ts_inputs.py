@@ -39,6 +39,10 @@ parameters, shape and axes.
 
 gammapy's initial flux map (kernel-correlated excess, ~2 ms) is only computed
 with a threshold, which it decides; rtafast's fits do not start from it.
+
+A stream window (`rtafast.stream.StreamWindow`) carries its live time: its inputs
+are not matched but looked up by its pointing and scaled
+(:mod:`rtafast.estimators.ts_window`, entries of the same cache).
 """
 
 from typing import NamedTuple
@@ -46,21 +50,29 @@ from typing import NamedTuple
 import astropy.units as u
 import numpy as np
 
-from rtafast._maps import map_like
 from rtafast_kernels.cash.element import TRUNCATION_VALUE
 from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 from ..cache.irf_match import GeomMemo, RescalingCache, copies, geom_keys, irf_arrays, irf_geoms
+from ..cache.scaling import scaled_map
 from .convolution import convolve_images
 from .ts_kernel import reco_exposures
 
-__all__ = ["TSInputCache", "default_cache", "build_scan_inputs", "squashed_geom"]
+__all__ = [
+    "TSInputCache",
+    "default_cache",
+    "build_scan_inputs",
+    "scan_layers",
+    "squashed_geom",
+    "default_mask",
+    "model_key",
+]
 
 #: The image geometry of the output maps of a dataset geometry (energy axis squashed).
 squashed_geom = GeomMemo(lambda geom: geom.squash(axis_name="energy"))
 
 
-def _model_key(model):
+def model_key(model):
     parts = [type(model.spatial_model).__name__, type(model.spectral_model).__name__]
     parts += [(p.name, float(p.value), str(p.unit)) for p in model.parameters]
     frame = getattr(model.spatial_model, "frame", None)
@@ -74,7 +86,9 @@ class TSInputCache(RescalingCache):
     geometry, kernel model and width) whose IRF arrays are a multiple of the
     entry's (see :class:`rtafast.cache.irf_match.RescalingCache`): ``hits``
     counts reuses, ``rescaled`` those of them with an exposure factor other than 1,
-    ``misses`` the entries computed.
+    ``misses`` the entries computed. A stream pointing's per-second scan layers
+    (:func:`rtafast.estimators.ts_window.pointing_layers`) are entries too, looked
+    up by key (a hit or a miss each).
 
     Parameters
     ----------
@@ -99,7 +113,7 @@ class TSInputCache(RescalingCache):
         layout = (
             irf_geoms(dataset),
             geom_keys(dataset.counts.geom),
-            _model_key(helper.kernel_model),
+            model_key(helper.kernel_model),
             None if helper.kernel_width is None else str(helper.kernel_width),
         )
         entry, factor = self.find(layout, arrays)
@@ -110,13 +124,8 @@ class TSInputCache(RescalingCache):
             )
             self.add(layout, entry)
             factor = 1.0
-        if factor == 1.0:
-            return entry.kernel, entry.exposure, entry.exposure_npred
-        return (
-            entry.kernel,
-            map_like(entry.exposure, entry.exposure.data * factor),
-            map_like(entry.exposure_npred, entry.exposure_npred.data * factor),
-        )
+        entry = self.scale(entry, factor)
+        return entry.kernel, entry.exposure, entry.exposure_npred
 
 
 class _TSInputs(NamedTuple):
@@ -126,6 +135,14 @@ class _TSInputs(NamedTuple):
     #: Copies of the IRF arrays the entry was computed from
     #: (:func:`rtafast.cache.irf_match.irf_arrays`).
     arrays: tuple
+
+    def scaled(self, factor):
+        """The inputs of IRF maps ``factor`` times these: the kernel as it is (normalised
+        per energy), the exposures times ``factor``."""
+        return self._replace(
+            exposure=scaled_map(self.exposure, factor),
+            exposure_npred=scaled_map(self.exposure_npred, factor),
+        )
 
 
 #: The process-wide cache of :class:`rtafast.estimators.TSMapEstimator`.
@@ -164,7 +181,7 @@ def _mask_patterns(mask):
     return inverse.reshape(mask.shape[1:]).astype(np.int32), patterns
 
 
-def _default_mask(dataset, npred):
+def default_mask(dataset, npred):
     """gammapy's ``estimate_mask_default`` on arrays (with the npred computed once).
 
     Masks of any dtype (gammapy allows float and integer ``mask_safe`` /
@@ -184,7 +201,7 @@ def _default_mask(dataset, npred):
 
 def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
     npred = dataset.npred().data
-    mask = _default_mask(dataset, npred)
+    mask = default_mask(dataset, npred)
     counts = (dataset.counts.data * mask).astype(np.float64)
     # masked bins are 0 (npred * mask would keep a masked NaN npred: gammapy's
     # statistic truncates such a bin to a constant ~1e-25, its npred sum skips it)
@@ -202,6 +219,33 @@ def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
             None if dataset_mask is None else dataset_mask.data,
         )
     expo = exposure_npred.data * mask
+    layers = scan_layers(counts, background, expo, kernel, mask, sum_over_energy_groups)
+    return layers[:5] + (guess, layers[5])
+
+
+def scan_layers(counts, background, expo, kernel, mask, sum_over_energy_groups):
+    """One dataset's scan layers (unpadded), gammapy's per-pixel conventions.
+
+    Parameters
+    ----------
+    counts, background, expo : ndarray, shape (n_energy, ny, nx)
+        Masked counts, background and source exposure (``counts`` may be None).
+    kernel : `gammapy.maps.Map`
+        Kernel per energy bin (unit sum each).
+    mask : ndarray of bool, shape (n_energy, ny, nx)
+    sum_over_energy_groups : bool
+        Sum the energy bins into one layer (each bin's kernel the mask-weighted mean
+        of the energy kernels: one row of the kernel table per mask pattern).
+
+    Returns
+    -------
+    counts, background, expo : ndarray, shape (L, ny, nx)
+        ``counts`` None if given None.
+    kidx : ndarray, int32, shape (L, ny, nx)
+    ktab : ndarray, float64, shape (nK, ky, kx)
+    mask_2d : ndarray of bool, shape (ny, nx)
+        The pixels fitted: some energy unmasked and some background.
+    """
     kdata = np.asarray(kernel.data, dtype=np.float64)
     if sum_over_energy_groups:
         index, patterns = _mask_patterns(mask)
@@ -209,17 +253,18 @@ def _dataset_layers(helper, dataset, cache, sum_over_energy_groups, need_guess):
         with np.errstate(invalid="ignore", divide="ignore"):
             ktab = (kdata[None] * weights).sum(axis=1) / weights.sum(axis=1)
         ktab[~np.isfinite(ktab)] = 0.0
-        counts = counts.sum(axis=0, keepdims=True)
+        if counts is not None:
+            counts = counts.sum(axis=0, keepdims=True)
         background = background.sum(axis=0, keepdims=True)
         expo = expo.sum(axis=0, keepdims=True)
         kidx = index[None]
     else:
         ktab = kdata
         kidx = np.broadcast_to(
-            np.arange(kdata.shape[0], dtype=np.int32)[:, None, None], counts.shape
+            np.arange(kdata.shape[0], dtype=np.int32)[:, None, None], background.shape
         )
     mask_2d = mask.any(axis=0) & (background.sum(axis=0) > 0)
-    return counts, background, expo, kidx, ktab, guess, mask_2d
+    return counts, background, expo, kidx, ktab, mask_2d
 
 
 def build_scan_inputs(helper, datasets, cache, sum_over_energy_groups, **options):

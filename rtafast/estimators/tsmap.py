@@ -11,8 +11,10 @@ from rtafast import dispatch
 from rtafast_kernels import resolve_backend
 from rtafast_kernels.tsmap.element import OUTPUT_NAMES
 
+from ..stream.window import StreamWindow
 from . import ts_kernel
 from .ts_inputs import build_scan_inputs, default_cache, squashed_geom
+from .ts_window import pointing_layers, window_fallback, window_scan_inputs
 
 __all__ = ["TSMapEstimator"]
 
@@ -105,15 +107,25 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         ``run`` does padding, downsampling and grouping around
         :meth:`estimate_flux_map`.
 
+        A `rtafast.stream.StreamWindow` of one observation is mapped from its counts
+        on the backend and its pointing's per-second inputs scaled by its live time
+        and on-time (:mod:`rtafast.estimators.ts_window`): on ``"cuda"`` only the
+        results come to the host. Other windows (several observations, models, a
+        threshold, downsampling or energy groups) are mapped as
+        ``run(window.to_dataset())``, which the fast path equals up to rounding.
+
         Parameters
         ----------
-        datasets : `gammapy.datasets.MapDataset` or `gammapy.datasets.Datasets`
-            Datasets with the same image geometry and Cash statistic.
+        datasets : `gammapy.datasets.MapDataset`, `gammapy.datasets.Datasets` or \
+`rtafast.stream.StreamWindow`
+            Datasets with the same image geometry and Cash statistic, or a window.
 
         Returns
         -------
         `gammapy.estimators.FluxMaps`
         """
+        if isinstance(datasets, StreamWindow):
+            return self._run_window(datasets)
         selection = set(self.selection_optional or ())
         delegated = sorted(selection & set(DELEGATED_SELECTIONS))
         if delegated:
@@ -137,15 +149,51 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         if self.kernel_width is None:
             widths = [np.max(self.estimate_kernel(d).geom.width) for d in datasets]
             self.kernel_width = np.max(u.Quantity(widths))
-        result = self.estimate_flux_map(datasets)
+        return self._flux_maps(self.estimate_flux_map(datasets), datasets[-1].gti)
+
+    def _run_window(self, window):
+        """The TS map of a stream window (see :meth:`run`)."""
+        if window_fallback(self, window) is not None:
+            return self.run(window.to_dataset())
+        dispatch.record("TSMapEstimator.run", dispatch.FAST)
+        backend = window.backend
+        if self.kernel_width is None:
+            kernel = pointing_layers(self, window.pointing, self.cache, backend).kernel
+            self.kernel_width = np.max(kernel.geom.width)
+        layers = pointing_layers(self, window.pointing, self.cache, backend)
+        if not layers.positions[0].size:
+            raise ValueError(
+                "No valid positions found. Check that the dataset background is defined and "
+                "not only zeros, or that the mask is not all False."
+            )
+        out = backend.ts_scan(window_scan_inputs(layers, window, **self._scan_options()))
+        geom = squashed_geom(window.geom)
+        return self._flux_maps(
+            _result_maps(out, layers.positions, geom, self.selection_all), window.gti
+        )
+
+    def _scan_options(self):
+        """The options of :class:`rtafast_kernels.tsmap.inputs.TSScanInputs`."""
+        selection = set(self.selection_optional or ())
+        return dict(
+            threshold=0.0 if self.threshold is None else float(self.threshold),
+            use_threshold=self.threshold is not None,
+            n_sigma=float(self.n_sigma),
+            n_sigma_ul=float(self.n_sigma_ul),
+            rtol=float(self.rtol),
+            max_niter=int(self.max_niter),
+            want_errs="errn-errp" in selection,
+            want_ul="ul" in selection,
+        )
+
+    def _flux_maps(self, result, gti):
+        """gammapy's ``FluxMaps`` of the per-quantity images of :meth:`estimate_flux_map`."""
         maps = Maps()
         for name in self.selection_all:
             maps[name] = result[name]
         maps["success"].data = maps["success"].data.astype(bool)
         meta = {"n_sigma": self.n_sigma, "n_sigma_ul": self.n_sigma_ul}
-        return FluxMaps(
-            data=maps, reference_model=self.kernel_model, gti=datasets[-1].gti, meta=meta
-        )
+        return FluxMaps(data=maps, reference_model=self.kernel_model, gti=gti, meta=meta)
 
     def _compute_kernel(self, dataset):
         return ts_kernel.estimate_kernel(self, dataset)
@@ -167,19 +215,8 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
         if selection & set(DELEGATED_SELECTIONS):
             return super().estimate_flux_map(datasets)
         impl = resolve_backend(self.array_backend)
-        inputs, (y, x), ring = build_scan_inputs(
-            self,
-            datasets,
-            self.cache,
-            self.sum_over_energy_groups,
-            threshold=0.0 if self.threshold is None else float(self.threshold),
-            use_threshold=self.threshold is not None,
-            n_sigma=float(self.n_sigma),
-            n_sigma_ul=float(self.n_sigma_ul),
-            rtol=float(self.rtol),
-            max_niter=int(self.max_niter),
-            want_errs="errn-errp" in selection,
-            want_ul="ul" in selection,
+        inputs, positions, ring = build_scan_inputs(
+            self, datasets, self.cache, self.sum_over_energy_groups, **self._scan_options()
         )
         out = impl.ts_scan(inputs)
         if ring is not None:  # kernels padded to a common shape: gammapy's footprints
@@ -187,9 +224,30 @@ sum_over_energy_groups, n_jobs, parallel_backend, norm, max_niter
                 out[OUTPUT_NAMES.index(name)] -= 2.0 * ring[0]
             out[OUTPUT_NAMES.index("npred")] -= ring[1]
         geom = squashed_geom(datasets[0].counts.geom)
-        names = list(self.selection_all)
-        rows = [OUTPUT_NAMES.index(name) for name in names]
-        ny, nx = geom.data_shape[-2:]
-        data = np.full((len(names), 1, ny, nx), np.nan)
-        data.reshape(len(names), -1)[:, y * nx + x] = out[rows]
-        return {name: Map.from_geom(geom, data=data[i], unit="") for i, name in enumerate(names)}
+        return _result_maps(out, positions, geom, self.selection_all)
+
+
+def _result_maps(out, positions, geom, names):
+    """One image per quantity ``names`` from the scan's rows (NaN at pixels not fitted).
+
+    Parameters
+    ----------
+    out : ndarray, shape (N_OUTPUTS, npix)
+        Host array, rows in ``OUTPUT_NAMES`` order.
+    positions : (ndarray, ndarray)
+        ``(y, x)`` of the fitted pixels.
+    geom : `gammapy.maps.WcsGeom`
+        Image geometry of the maps.
+    names : list of str
+
+    Returns
+    -------
+    dict of `gammapy.maps.Map`
+    """
+    y, x = positions
+    names = list(names)
+    rows = [OUTPUT_NAMES.index(name) for name in names]
+    ny, nx = geom.data_shape[-2:]
+    data = np.full((len(names), 1, ny, nx), np.nan)
+    data.reshape(len(names), -1)[:, y * nx + x] = out[rows]
+    return {name: Map.from_geom(geom, data=data[i], unit="") for i, name in enumerate(names)}

@@ -5,7 +5,9 @@ When every free parameter is a linear norm (see :mod:`rtafast.fit.linear_models`
 Cash likelihood with an rtafast kernel, and writes values, errors and covariance
 back into the gammapy models where gammapy's ``Fit`` puts them. Otherwise it
 runs gammapy's own code (``result.array_backend == "gammapy"``), counted by
-:mod:`rtafast.dispatch` with its reason.
+:mod:`rtafast.dispatch` with its reason. A `rtafast.stream.StreamWindow` with models
+is fitted from its counts on the backend and its pointing's per-second templates
+scaled by its live time and on-time (:mod:`rtafast.fit.window`).
 """
 
 import numpy as np
@@ -14,12 +16,15 @@ from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
 from gammapy.modeling.fit import CovarianceResult, FitResult, OptimizeResult
 
-from rtafast_kernels import CashProblem, fit_norms, resolve_backend
+from rtafast_kernels import fit_norms, resolve_backend
 
 from .. import dispatch
 from ..cache.psf import default_cache
+from ..stream.window import StreamWindow
+from .device_problem import cash_problem
 from .linear_models import NonLinearParameterError, plan_linear_fit
 from .templates import UnsupportedDatasetError, build_arrays
+from .window import window_arrays
 
 __all__ = ["Fit", "RtaFitResult", "NonLinearParameterError"]
 
@@ -140,7 +145,12 @@ class Fit(GammapyFit):
 
         Parameters
         ----------
-        datasets : `~gammapy.datasets.Datasets` or list of `~gammapy.datasets.Dataset`
+        datasets : `~gammapy.datasets.Datasets`, list of `~gammapy.datasets.Dataset` \
+or `rtafast.stream.StreamWindow`
+            A window is fitted with its ``models``: with one observation in it, on its
+            backend from its pointing's per-second templates (the same numbers as
+            fitting ``window.to_dataset()``, up to rounding; the window's backend is
+            used, not ``array_backend``); otherwise as ``window.to_dataset()``.
 
         Returns
         -------
@@ -154,6 +164,8 @@ class Fit(GammapyFit):
         NonLinearParameterError
             A free parameter is not a linear norm and ``delegate`` is False.
         """
+        if isinstance(datasets, StreamWindow):
+            return self._run_window(datasets)
         datasets = datasets if isinstance(datasets, Datasets) else Datasets(datasets)
         prepared = self._prepare(datasets, "Fit.run")
         if prepared is None:
@@ -213,9 +225,27 @@ class Fit(GammapyFit):
         dispatch.record(entry, dispatch.FAST)
         return plan, arrays
 
-    def _fast_fit(self, datasets, plan, arrays, covariance=True):
-        backend = resolve_backend(self.array_backend)
-        problem = CashProblem(arrays.counts, arrays.fixed, arrays.templates, backend=backend)
+    def _run_window(self, window):
+        """Fit a stream window's models (see :meth:`run`)."""
+        if window.pointing is None or window.models is None or self.store_trace:
+            return self.run(Datasets([window.to_dataset()]))
+        try:
+            plan, datasets, arrays = window_arrays(window, plan_linear_fit)
+        except NonLinearParameterError:
+            if not self.delegate:
+                raise
+            return self.run(Datasets([window.to_dataset()]))  # records the delegation
+        dispatch.record("Fit.run", dispatch.FAST)
+        return self._fast_fit(datasets, plan, arrays, backend=window.backend)
+
+    def _fast_fit(self, datasets, plan, arrays, covariance=True, backend=None):
+        backend = resolve_backend(self.array_backend if backend is None else backend)
+        problem = cash_problem(arrays.counts, arrays.fixed, arrays.templates, backend)
+        if problem.counts_total == 0:
+            raise ValueError(
+                "no counts in the fit mask of dataset(s) "
+                f"{', '.join(repr(d.name) for d in datasets)}: nothing to fit"
+            )
         bounds = [(p.min, p.max) for p in plan.parameters]
         x0 = [p.value for p in plan.parameters]
         sources = [i for i, name in enumerate(plan.source_names) if name is not None]

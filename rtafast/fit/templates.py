@@ -13,7 +13,15 @@ import numpy as np
 from gammapy.datasets import MapDataset, MapDatasetOnOff
 from gammapy.maps import WcsGeom
 
-__all__ = ["DatasetArrays", "UnsupportedDatasetError", "build_arrays"]
+__all__ = [
+    "DatasetArrays",
+    "UnsupportedDatasetError",
+    "build_arrays",
+    "check_dataset",
+    "check_templates",
+    "fit_mask",
+    "model_arrays",
+]
 
 
 class UnsupportedDatasetError(TypeError):
@@ -126,7 +134,8 @@ def _sky_difference(label, geom, reference):
     return f"{label} {what}: {label} {describe}; counts {ref_describe}"
 
 
-def _check_dataset(dataset):
+def check_dataset(dataset):
+    """Raise when the fast path cannot fit a dataset (type, statistic, geometries)."""
     if not isinstance(dataset, MapDataset) or isinstance(dataset, MapDatasetOnOff):
         raise UnsupportedDatasetError(
             f"dataset {dataset.name!r} is a {type(dataset).__name__}; the fast path "
@@ -178,6 +187,82 @@ def _scaled_npred(parameter, evaluate):
             parameter.value = value
 
 
+def model_arrays(dataset, plan, mask):
+    """The fixed prediction and templates of one dataset's masked bins, split by what
+    they scale with (the background map: on-time; the exposure: live time).
+
+    Parameters
+    ----------
+    dataset : `~gammapy.datasets.MapDataset`
+        With the plan's models.
+    plan : `~rtafast.fit.linear_models.LinearPlan`
+    mask : ndarray of bool
+        The bins (the fit mask), of the counts' shape.
+
+    Returns
+    -------
+    fixed_background, fixed_signal : ndarray, shape (N,)
+        Predicted counts of the frozen background and of the frozen sky models.
+    templates_background, templates_signal : ndarray, shape (K, N)
+        Each free norm's components at norm 1: background and sky models.
+
+    Raises
+    ------
+    ValueError
+        NaN in the background inside the mask; a free background norm without a
+        background map.
+    """
+    n_bins = int(mask.sum())
+    k = len(plan.parameters)
+    free_backgrounds = {id(m) for m in plan.free_background_models}
+    evaluator_names = set(dataset.evaluators)
+    fixed_background = np.zeros(n_bins)
+    fixed_signal = np.zeros(n_bins)
+    background_model = dataset.background_model
+    if dataset.background is not None and (
+        background_model is None or id(background_model) not in free_backgrounds
+    ):
+        fixed_background += _masked_finite(
+            dataset, "background", dataset.npred_background().data, mask
+        )
+    fixed_names = [m.name for m in plan.fixed_sky_models if m.name in evaluator_names]
+    if fixed_names:
+        fixed_signal += dataset.npred_signal(model_names=fixed_names).data[mask]
+
+    templates_background = np.zeros((k, n_bins))
+    templates_signal = np.zeros((k, n_bins))
+    for index, (parameter, components) in enumerate(
+        zip(plan.parameters, plan.components, strict=True)
+    ):
+        for component in components:
+            if component.is_background:
+                if component.model is not background_model:
+                    continue
+                if dataset.background is None:
+                    raise ValueError(
+                        f"dataset {dataset.name!r}: background norm of "
+                        f"{component.model.name!r} is free but the dataset has no "
+                        "background map"
+                    )
+                npred = _scaled_npred(parameter, dataset.npred_background)
+                templates_background[index] += npred.data[mask]
+            elif component.model.name in evaluator_names:
+                name = component.model.name
+                npred = _scaled_npred(
+                    parameter,
+                    lambda d=dataset, name=name: d.npred_signal(model_names=[name]),
+                )
+                templates_signal[index] += npred.data[mask]
+    return fixed_background, fixed_signal, templates_background, templates_signal
+
+
+def fit_mask(dataset):
+    """The bins a dataset is fitted on: ``mask_safe & mask_fit`` (all without masks)."""
+    if dataset.mask is not None:
+        return dataset.mask.data.astype(bool)
+    return np.ones(dataset.counts.data.shape, dtype=bool)
+
+
 def build_arrays(datasets, plan):
     """Build the counts, fixed prediction and templates of all datasets.
 
@@ -199,59 +284,17 @@ def build_arrays(datasets, plan):
         in the mask, or a free component that predicts no counts in it.
     """
     counts, fixed, templates = [], [], []
-    k = len(plan.parameters)
-    free_backgrounds = {id(m) for m in plan.free_background_models}
     for dataset in datasets:
-        _check_dataset(dataset)
-        mask = np.ones(dataset.counts.data.shape, dtype=bool)
-        if dataset.mask is not None:
-            mask = dataset.mask.data.astype(bool)
-        n_bins = int(mask.sum())
-        if n_bins == 0:
+        check_dataset(dataset)
+        mask = fit_mask(dataset)
+        if not mask.any():
             continue
         counts.append(_masked_finite(dataset, "counts", dataset.counts.data, mask))
         if dataset.background is not None:
             _masked_finite(dataset, "background", dataset.background.data, mask)
-
-        evaluator_names = set(dataset.evaluators)
-        fixed_data = np.zeros(n_bins)
-        background_model = dataset.background_model
-        if dataset.background is not None and (
-            background_model is None or id(background_model) not in free_backgrounds
-        ):
-            fixed_data += _masked_finite(
-                dataset, "background", dataset.npred_background().data, mask
-            )
-        fixed_names = [m.name for m in plan.fixed_sky_models if m.name in evaluator_names]
-        if fixed_names:
-            fixed_data += dataset.npred_signal(model_names=fixed_names).data[mask]
-        fixed.append(fixed_data)
-
-        dataset_templates = np.zeros((k, n_bins))
-        for index, (parameter, components) in enumerate(
-            zip(plan.parameters, plan.components, strict=True)
-        ):
-            for component in components:
-                if component.is_background:
-                    if component.model is not background_model:
-                        continue
-                    if dataset.background is None:
-                        raise ValueError(
-                            f"dataset {dataset.name!r}: background norm of "
-                            f"{component.model.name!r} is free but the dataset has no "
-                            "background map"
-                        )
-                    npred = _scaled_npred(parameter, dataset.npred_background)
-                elif component.model.name in evaluator_names:
-                    name = component.model.name
-                    npred = _scaled_npred(
-                        parameter,
-                        lambda d=dataset, name=name: d.npred_signal(model_names=[name]),
-                    )
-                else:
-                    continue
-                dataset_templates[index] += npred.data[mask]
-        templates.append(dataset_templates)
+        fixed_b, fixed_s, templates_b, templates_s = model_arrays(dataset, plan, mask)
+        fixed.append(fixed_b + fixed_s)
+        templates.append(templates_b + templates_s)
 
     if not counts:
         raise ValueError(
@@ -268,11 +311,16 @@ def build_arrays(datasets, plan):
             "no counts in the fit mask of dataset(s) "
             f"{', '.join(repr(d.name) for d in datasets)}: nothing to fit"
         )
-    empty = ~(arrays.templates != 0).any(axis=1)
+    check_templates(arrays.templates, plan)
+    return arrays
+
+
+def check_templates(templates, plan):
+    """Raise ValueError when a free norm's templates predict no counts (shape (K, N))."""
+    empty = ~(templates != 0).any(axis=1)
     if empty.any():
         names = [plan.parameters[i].name for i in np.flatnonzero(empty)]
         raise ValueError(
             f"free parameter(s) {names} scale components that predict no counts inside the "
             "fit mask: their norm is undetermined"
         )
-    return arrays

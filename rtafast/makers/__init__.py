@@ -7,10 +7,12 @@ observations whose maps do not depend on time (fixed pointing, background
 not Alt/Az-aligned) ``make_exposure``, ``make_background``, ``make_psf``,
 ``make_edisp`` and ``make_edisp_kernel`` compute each map once per observation's
 IRFs, pointing and geometry (:mod:`rtafast.cache.irf`), then rescale it by the
-live time (exposure, and the PSF/EDisp exposure maps) or on-time (background).
-Anything else -- a `~gammapy.datasets.MapDataset` as the "observation" (gammapy's way
-of interpolating a dataset onto a new geometry), HEALPix or region geometries -- runs
-gammapy's own makers, counted by :mod:`rtafast.dispatch`.
+live time (exposure, and the PSF/EDisp exposure maps) or on-time (background);
+``run_per_unit_time`` gives the per-second maps themselves (what the stream scales
+by each window's live time and on-time). Anything else -- a
+`~gammapy.datasets.MapDataset` as the "observation" (gammapy's way of interpolating a
+dataset onto a new geometry), HEALPix or region geometries -- runs gammapy's own
+makers, counted by :mod:`rtafast.dispatch`.
 """
 
 from gammapy.data import Observation
@@ -19,6 +21,7 @@ from gammapy.makers import MapDatasetMaker as GammapyMapDatasetMaker
 from .. import dispatch
 from ..cache.irf import default_irf_cache, is_time_independent, observation_key
 from ..cache.keys import geom_key
+from ..cache.scaling import per_unit, scaled
 from ..events.binning import fill_counts, geometry_problem
 
 __all__ = ["MapDatasetMaker"]
@@ -43,6 +46,7 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
         super().__init__(*args, **kwargs)
         self.array_backend = array_backend
         self.cache_irf = cache_irf
+        self._per_unit_time = False
 
     def run(self, dataset, observation):
         """Make a map dataset (gammapy's ``run``; see the module for what is rtafast's).
@@ -65,6 +69,32 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
             dispatch.record("MapDatasetMaker.run", dispatch.GAMMAPY, *reason)
         return super().run(dataset, observation)
 
+    def run_per_unit_time(self, dataset, observation):
+        """``run``'s maps per second: exposure (and the PSF/EDisp exposure maps) per
+        second of live time, background per second of on-time.
+
+        For a time-independent observation these are the IRF cache's per-second maps
+        (:mod:`rtafast.cache.irf`; computed once, never rescaled back and forth);
+        otherwise gammapy's maps for the observation divided by its live time /
+        on-time. ``counts`` should not be in ``selection`` (it does not scale).
+
+        Parameters
+        ----------
+        dataset : `~gammapy.datasets.MapDataset`
+            Reference dataset.
+        observation : `~gammapy.data.Observation`
+
+        Returns
+        -------
+        `~gammapy.datasets.MapDataset`
+            Its maps are new objects (copies of the cached ones).
+        """
+        self._per_unit_time = True
+        try:
+            return self.run(dataset, observation)
+        finally:
+            self._per_unit_time = False
+
     def make_counts(self, geom, observation):
         """Counts map of the observation's events (rtafast's binning kernel).
 
@@ -76,9 +106,18 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
         return fill_counts(geom, observation.events, array_backend=self.array_backend)
 
     def _cached(self, name, geom, observation, compute, kind, use_ontime=False):
+        """A map for the observation (per second with ``run_per_unit_time``), from the
+        IRF cache when the observation's maps do not depend on time."""
         cacheable = isinstance(observation, Observation) and is_time_independent(observation)
-        if not (self.cache_irf and cacheable):
+        if not self._per_unit_time and not (self.cache_irf and cacheable):
             return compute()
+        duration = (
+            observation.observation_time_duration
+            if use_ontime
+            else observation.observation_live_time_duration
+        ).to_value("s")
+        if not (self.cache_irf and cacheable):  # per second, but computed for this call
+            return per_unit(compute(), duration)
         options = (
             self.background_oversampling,
             self.background_interp_missing_data,
@@ -86,11 +125,8 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
             str(self.fov_rotation_step),
         )
         key = (name, observation_key(observation), geom_key(geom), options)
-        duration = (
-            observation.observation_time_duration
-            if use_ontime
-            else observation.observation_live_time_duration
-        ).to_value("s")
+        if self._per_unit_time:  # a copy: the cached entry stays untouched
+            return scaled(default_irf_cache.unit(key, compute, duration, kind), 1.0)
         return default_irf_cache.get(key, compute, duration, kind)
 
     def make_exposure(self, geom, observation, use_region_center=True):

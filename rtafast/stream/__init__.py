@@ -4,10 +4,13 @@ In real-time analysis events arrive in bunches while the telescopes observe.
 :class:`BunchAccumulator` bins each bunch with rtafast's kernel into a cube that
 stays on the backend (the GPU for ``"cuda"``), keeps the running counts of the
 current window — cumulative (since the first bunch), the last ``T`` seconds, or the
-last ``N`` bunches — and builds the window's gammapy ``MapDataset`` on demand from
-per-observation IRF maps computed once (:mod:`rtafast.cache.irf`) and rescaled by
-the live time / on-time the window holds of each observation. Bunches of several
-observations (pointing changes) are stacked the way gammapy stacks datasets.
+last ``N`` bunches — and hands out the window as a :class:`StreamWindow`: its counts
+on the backend, the per-second IRF maps of each observation (computed once,
+:class:`~rtafast.stream.pointing.PointingMaps`) and the live time / on-time it holds
+of each. The estimators and the fit take the window as it is; its gammapy
+``MapDataset`` (``window.to_dataset()``, or :meth:`BunchAccumulator.dataset`) is
+made only when asked for. Bunches of several observations (pointing changes) are
+stacked the way gammapy stacks datasets.
 
 Memory: a cumulative window keeps one cube per observation, whatever the number
 of bunches; a sliding window also keeps the bins of the events inside the window
@@ -15,26 +18,23 @@ of bunches; a sliding window also keeps the bins of the events inside the window
 """
 
 import collections
-import copy
 import logging
 import numbers
 from dataclasses import asdict, dataclass, field
 
 import astropy.units as u
-import numpy as np
 from astropy.time import Time
-from gammapy.data import GTI
 from gammapy.datasets import MapDataset
-from gammapy.maps import Map
 
 from rtafast_kernels import resolve_backend
 
-from .._maps import map_copy, map_like
 from ..cache.irf import observation_key
 from ..events.binning import BinningStats, GeomBinning, bin_into, event_columns
 from ..makers import MapDatasetMaker
+from .pointing import PointingMaps
+from .window import StreamWindow, WindowPart
 
-__all__ = ["BunchAccumulator", "BunchStats"]
+__all__ = ["BunchAccumulator", "BunchStats", "PointingMaps", "StreamWindow", "WindowPart"]
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,13 @@ class _Bunch:
 
 @dataclass
 class _ObservationState:
-    observation: object
-    unit_maps: MapDataset  # exposure/background/psf/edisp per second
+    pointing: PointingMaps  # exposure/background/psf/edisp per second, made once
     counts: object  # backend cube
     ontime: float = 0.0
     livetime: float = 0.0
     #: (start, stop) of each bunch in the window, s since ``reference``
     intervals: list = field(default_factory=list)
     reference: Time = None
-    #: gammapy's stack of the unit maps (1 s) into an empty dataset, and that empty
-    #: dataset's GTI (made on the first ``dataset()`` with this observation alone)
-    stacked_unit: MapDataset = None
-    empty_gti: GTI = None
 
 
 class BunchAccumulator:
@@ -154,18 +149,12 @@ class BunchAccumulator:
             self._keys[id(observation)] = key
         if key not in self._observations:
             empty = MapDataset.create(self.geom, energy_axis_true=self.energy_axis_true)
-            maps = self._maker.run(empty, observation)
+            unit = self._maker.run_per_unit_time(empty, observation)
             if self.safe_mask_maker is not None:
-                maps = self.safe_mask_maker.run(maps, observation)
-            livetime = observation.observation_live_time_duration.to_value("s")
-            ontime = observation.observation_time_duration.to_value("s")
-            maps.exposure = maps.exposure / livetime
-            maps.background = maps.background / ontime
-            for irf in (maps.psf, maps.edisp):
-                if irf is not None and irf.exposure_map is not None:
-                    irf.exposure_map = irf.exposure_map / livetime
-            cube = self.backend.asarray(np.zeros(self.binning.n_bins))
-            self._observations[key] = _ObservationState(observation, maps, cube)
+                unit = self.safe_mask_maker.run(unit, observation)
+            pointing = PointingMaps(observation, key, unit, self.name)
+            cube = self.backend.xp.zeros(self.binning.n_bins)
+            self._observations[key] = _ObservationState(pointing, cube)
         return key, self._observations[key]
 
     def add(self, events, observation, time_interval):
@@ -276,12 +265,68 @@ class BunchAccumulator:
         for state in self._observations.values():
             total = state.counts if total is None else total + state.counts
         if total is None:
-            total = self.backend.asarray(np.zeros(self.binning.n_bins))
+            total = self.backend.xp.zeros(self.binning.n_bins)
         return total.reshape(self.binning.data_shape)
+
+    def current_window(self):
+        """The window as it is now: a :class:`StreamWindow` (a snapshot).
+
+        Its counts are copied on the backend (weighted by the safe mask with one
+        observation), nothing goes to the host; its dataset is made only if asked for.
+
+        Raises
+        ------
+        ValueError
+            If no bunch was added yet.
+        """
+        if not self._observations:
+            raise ValueError("no bunch in the window yet: nothing to make a dataset of")
+        states = list(self._observations.values())
+        if len(states) == 1:
+            state = states[0]
+            part = self._part(state, counts=None)
+            if state.pointing.stacked_unit is None:  # gammapy's stack of the unit maps
+                state.pointing.make_stacked_unit(self.geom, self.energy_axis_true, part.gti)
+            weights = state.pointing.counts_weights(self.backend)
+            cube = state.counts.reshape(self.binning.data_shape)
+            counts = cube.copy() if weights is None else cube * weights
+            return StreamWindow(
+                self.geom, self.energy_axis_true, self.name, self.backend, [part], counts
+            )
+        parts = [self._part(state, counts=state.counts.copy()) for state in states]
+        return StreamWindow(self.geom, self.energy_axis_true, self.name, self.backend, parts)
+
+    def windows(self, bunches):
+        """Add bunches one by one and yield the window after each.
+
+        Parameters
+        ----------
+        bunches : iterable of (events, observation, time_interval)
+            Arguments of :meth:`add`.
+
+        Yields
+        ------
+        StreamWindow
+        """
+        for events, observation, time_interval in bunches:
+            self.add(events, observation, time_interval)
+            yield self.current_window()
+
+    @staticmethod
+    def _part(state, counts):
+        return WindowPart(
+            pointing=state.pointing,
+            counts=counts,
+            livetime=state.livetime,
+            ontime=state.ontime,
+            intervals=tuple(state.intervals),
+            reference=state.reference,
+        )
 
     def dataset(self):
         """The window's gammapy ``MapDataset`` (counts, exposure, background, psf, edisp,
-        mask_safe, gti), observations stacked as gammapy stacks datasets.
+        mask_safe, gti), observations stacked as gammapy stacks datasets:
+        ``current_window().to_dataset()``.
 
         With one observation in the window (every window within a run), gammapy's
         stack of its maps into an empty dataset -- linear in live time and on-time --
@@ -294,95 +339,11 @@ class BunchAccumulator:
         ValueError
             If no bunch was added yet.
         """
-        if not self._observations:
-            raise ValueError("no bunch in the window yet: nothing to make a dataset of")
-        if len(self._observations) == 1:
-            return self._single_observation_dataset(next(iter(self._observations.values())))
-        stacked = MapDataset.create(
-            self.geom, energy_axis_true=self.energy_axis_true, name=self.name
-        )
-        for state in self._observations.values():
-            stacked.stack(self._observation_dataset(state))
-        return stacked
+        return self.current_window().to_dataset()
 
-    def _host_counts(self, state):
-        return self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
-
-    def _gti(self, state):
-        """GTI of the observation's bunches in the window, touching ones merged (as
-        ``GTI.union`` merges them; a window of contiguous bunches is one interval)."""
-        merged = []
-        for start, stop in state.intervals:  # in time order
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], stop)
-            else:
-                merged.append([start, stop])
-        bounds = np.array(merged) * u.s
-        return GTI.create(bounds[:, 0], bounds[:, 1], reference_time=state.reference)
-
-    def _observation_dataset(self, state, livetime=None, ontime=None, counts=None):
-        """One observation's dataset of the window (``livetime``/``ontime`` in s and
-        ``counts`` replace the window's)."""
-        unit = state.unit_maps
-        livetime = state.livetime if livetime is None else livetime
-        ontime = state.ontime if ontime is None else ontime
-        counts = self._host_counts(state) if counts is None else counts
-        psf = unit.psf.copy() if unit.psf is not None else None
-        edisp = unit.edisp.copy() if unit.edisp is not None else None
-        for irf in (psf, edisp):
-            if irf is not None and irf.exposure_map is not None:
-                irf.exposure_map = irf.exposure_map * livetime
-        return MapDataset(
-            counts=Map.from_geom(self.geom, data=counts),
-            exposure=unit.exposure * livetime,
-            background=unit.background * ontime,
-            psf=psf,
-            edisp=edisp,
-            mask_safe=unit.mask_safe.copy() if unit.mask_safe is not None else None,
-            gti=self._gti(state),
-        )
-
-    def _single_observation_dataset(self, state):
-        """What stacking the one observation's dataset into an empty one gives, from the
-        stack of its unit maps (made once) rescaled by live time and on-time."""
-        if state.stacked_unit is None:
-            empty = MapDataset.create(
-                self.geom, energy_axis_true=self.energy_axis_true, name=self.name
-            )
-            state.empty_gti = empty.gti.copy() if empty.gti is not None else None
-            zeros = np.zeros(self.binning.data_shape)
-            empty.stack(self._observation_dataset(state, livetime=1.0, ontime=1.0, counts=zeros))
-            state.stacked_unit = empty
-        unit = state.stacked_unit
-        # counts: as ``Map.stack`` adds them, weighted by the observation's safe mask
-        weights = state.unit_maps.mask_safe
-        counts = self._host_counts(state)
-        if weights is not None:
-            counts = counts * weights.data
-        counts_map = map_like(unit.counts, counts.astype(unit.counts.data.dtype))
-        irfs = []
-        for irf in (unit.psf, unit.edisp):
-            if irf is not None:
-                exposure_map = irf.exposure_map
-                if exposure_map is not None:
-                    exposure_map = map_like(exposure_map, exposure_map.data * state.livetime)
-                irf = type(irf)(map_copy(irf._irf_map), exposure_map)
-            irfs.append(irf)
-        gti = None
-        if state.empty_gti is not None:
-            gti = state.empty_gti.copy()
-            gti.stack(self._gti(state))
-            gti = gti.union()
-        return MapDataset(
-            counts=counts_map,
-            exposure=map_like(unit.exposure, unit.exposure.data * state.livetime),
-            background=map_like(unit.background, unit.background.data * state.ontime),
-            psf=irfs[0],
-            edisp=irfs[1],
-            mask_safe=map_copy(unit.mask_safe),
-            mask_fit=map_copy(unit.mask_fit),
-            gti=gti,
-            meta_table=unit.meta_table.copy() if unit.meta_table is not None else None,
-            meta=copy.deepcopy(unit.meta),
-            name=self.name,
+    def _observation_dataset(self, state):
+        """One observation's dataset of the window (as the window's parts are stacked)."""
+        counts = self.backend.to_numpy(state.counts).reshape(self.binning.data_shape)
+        return state.pointing.observation_dataset(
+            self.geom, counts, state.livetime, state.ontime, self._part(state, None).gti
         )
