@@ -14,8 +14,6 @@ import astropy.units as u
 import numba
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
-from gammapy.data import FixedPointingInfo, Observation
 from gammapy.maps import MapAxis, WcsGeom
 from gammapy.modeling.models import (
     FoVBackgroundModel,
@@ -28,12 +26,10 @@ from gammapy.modeling.models import (
 from rtafast import Fit
 from rtafast.estimators import ExcessMapEstimator, TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.simulate import analytic_cta_irfs
 from rtafast.stream import BunchAccumulator
 from rtafast_kernels import resolve_backend
 from rtafast_kernels.tsmap.element import N_OUTPUTS
 from tests._simulated_device import install
-from tests.conftest import T0
 from tests.test_stream import _simulated_bunch
 
 pytestmark = pytest.mark.skipif(
@@ -50,14 +46,9 @@ N_EVENTS = 200
 
 
 @pytest.fixture(scope="module")
-def observation():
-    return Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(83.6, 22.5, unit="deg")),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=T0,
-        reference_time=T0,
-    )
+def observation(simulated_observation):
+    """tests/conftest.py's one-hour observation (analytic IRFs, starting at ``T0``)."""
+    return simulated_observation
 
 
 def _models():
