@@ -9,10 +9,14 @@ the same map as gammapy's ``Map.fill_events``.
 
 Events closer than ~1e-9 pixel to a spatial bin edge (1e-5 of an energy bin for
 float32 energies, whose log gammapy takes in float32) are *ambiguous*: the few
-there are get their bin from gammapy's own arithmetic (``geom.coord_to_idx``),
-so every event lands in the same bin as with gammapy. Events with NaN/inf
-coordinates or energies, or energies <= 0, are skipped and counted
-(``stats.n_invalid``), never silently dropped.
+there are get their bin from gammapy's own arithmetic
+(:class:`~rtafast.events.gammapy_bins.GammapyBins`), so every event lands in the
+same bin as with gammapy. Events with NaN/inf coordinates or energies, or energies
+<= 0, are skipped and counted (``stats.n_invalid``), never silently dropped.
+
+Columns are binned as read (float32 DL3 columns stay float32); RA is wrapped into
+[0, 360) as astropy's ``Longitude`` wraps it inside gammapy
+(:func:`rtafast_kernels.binning.columns.wrap_longitudes`).
 """
 
 import functools
@@ -22,13 +26,15 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import Longitude, SkyCoord
-from gammapy.maps import Map, MapCoord, WcsGeom
+from gammapy.maps import WcsGeom, WcsNDMap
 from gammapy.utils.interpolation import interpolation_scale
 
 from rtafast_kernels import resolve_backend
 from rtafast_kernels.binning import element as el
+from rtafast_kernels.binning.columns import wrap_longitudes
 
 from ..cache.keys import geom_key
+from .gammapy_bins import EVENT_FRAME, GammapyBins
 
 __all__ = [
     "BinningStats",
@@ -41,11 +47,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Most events counted in a float32 cube (every count below it is a float32 integer).
+EXACT_FLOAT32_COUNTS = 1 << 24
 #: Most events per kernel call; each backend caps it further (``bin_chunk_events``,
 #: from the temporary memory its kernel needs per event).
 CHUNK_EVENTS = 1 << 23
-#: Event frame of gammapy's EventList.radec.
-EVENT_FRAME = "icrs"
 
 
 @dataclass
@@ -163,6 +169,7 @@ class GeomBinning:
         )
         self.data_shape = geom.data_shape
         self.n_bins = int(np.prod(self.data_shape))
+        self.gammapy_bins = GammapyBins(geom)
 
     @classmethod
     def for_geom(cls, geom):
@@ -198,17 +205,13 @@ class GeomBinning:
         return params
 
     def exact_flat_index(self, lon, lat, energy):
-        """Flat bins of a few events with gammapy's own arithmetic (-1 outside)."""
-        if self.frame_change:
-            sky = {"skycoord": SkyCoord(lon, lat, unit="deg", frame=EVENT_FRAME)}
-            coords = MapCoord.create({**sky, "energy": energy})
-        else:  # the same numbers as through a SkyCoord in the map's frame, 3x cheaper
-            coords = MapCoord.create({"lon": lon, "lat": lat, "energy": energy}, frame=EVENT_FRAME)
-        idx = self.geom.coord_to_idx(coords)
-        ix, iy, ie = (np.asarray(i) for i in idx)
-        inside = (ix >= 0) & (iy >= 0) & (ie >= 0)
-        flat = np.ravel_multi_index((ie.clip(0), iy.clip(0), ix.clip(0)), self.data_shape)
-        return np.where(inside, flat, -1)
+        """Flat bins of a few events with gammapy's own arithmetic (-1 outside).
+
+        ``lon``, ``lat``: RA, Dec (deg) in the columns' dtype, RA wrapped as astropy
+        does; ``energy``: a Quantity or values in the axis unit. See
+        :class:`~rtafast.events.gammapy_bins.GammapyBins`.
+        """
+        return self.gammapy_bins.flat_index(lon, lat, energy)
 
 
 class _GeomKey:
@@ -243,9 +246,9 @@ def event_columns(events, energy_unit):
     if missing:
         raise KeyError(f"event list has no column(s) {missing} (has {table.colnames})")
     ra = _native(table[names["RA"]])
-    if ra.size and not (ra.min() >= 0 and ra.max() < 360):
-        # Wrap as astropy's Longitude does inside gammapy's SkyCoord (in the column's
-        # dtype: float32 wrapping rounds, and the bins must be gammapy's).
+    if ra.dtype in (np.float32, np.float64):
+        ra = wrap_longitudes(ra)  # as astropy's Longitude inside gammapy, in the dtype
+    else:
         ra = _native(Longitude(ra, unit="deg").value)
     dec = _native(table[names["DEC"]])
     column = table[names["ENERGY"]]
@@ -302,9 +305,7 @@ def bin_into(cube, binning, ra, dec, energy, backend, keep_codes=False):
     ambiguous = np.concatenate(ambiguous) if ambiguous else np.zeros(0, np.int64)
     if ambiguous.size:  # one call of gammapy's arithmetic for all chunks
         stats.n_ambiguous += ambiguous.size
-        flat = binning.exact_flat_index(
-            ra[ambiguous], dec[ambiguous], u.Quantity(energy[ambiguous], binning.axis.unit)
-        )
+        flat = binning.exact_flat_index(ra[ambiguous], dec[ambiguous], energy[ambiguous])
         inside = xp.asarray(flat[flat >= 0].astype(np.int64))
         stats.n_counted += int(inside.shape[0])
         stats.n_outside += int((flat < 0).sum())
@@ -344,13 +345,18 @@ def fill_counts(geom, events, array_backend=None):
     Returns
     -------
     counts : `~gammapy.maps.WcsNDMap`
-        ``counts.meta["rtafast_binning"]`` holds the :class:`BinningStats`.
+        float32, as gammapy's (``Map.from_geom``); ``counts.meta["rtafast_binning"]``
+        holds the :class:`BinningStats`.
     """
     impl = resolve_backend(array_backend)
     binning = GeomBinning.for_geom(geom)
     ra, dec, energy = event_columns(events, binning.axis.unit)
-    cube = impl.asarray(np.zeros(binning.n_bins))
+    # float32 counts are exact up to 2^24 per bin: beyond, count in float64 and round
+    # once at the end, as gammapy adds its float64 histogram to its float32 map
+    dtype = np.float32 if len(ra) <= EXACT_FLOAT32_COUNTS else np.float64
+    cube = impl.xp.zeros(binning.n_bins, dtype=dtype)
     stats = bin_into(cube, binning, ra, dec, energy, impl)
-    counts = Map.from_geom(geom, data=impl.to_numpy(cube).reshape(binning.data_shape))
+    data = impl.to_numpy(cube).astype(np.float32, copy=False).reshape(binning.data_shape)
+    counts = WcsNDMap(geom, data=data)  # Map.from_geom's map, without its dispatch
     counts.meta["rtafast_binning"] = stats
     return counts
