@@ -62,9 +62,7 @@ def test_array_layer_imports_no_astronomy():
 def test_every_family_folder_is_registered_and_complete():
     """Each kernel family sub-package is in ``registry.FAMILIES`` and its operations name
     modules and functions that exist for every backend."""
-    folders = {
-        info.name for info in pkgutil.iter_modules(rtafast_kernels.__path__) if info.ispkg
-    }
+    folders = {info.name for info in pkgutil.iter_modules(rtafast_kernels.__path__) if info.ispkg}
     assert folders == set(registry.FAMILIES)
     table = registry.operation_table()
     assert table, "no operations declared"
