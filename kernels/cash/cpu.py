@@ -17,7 +17,7 @@ fit of one source) keeps its sums in scalars.
 import numba
 import numpy as np
 
-from ..jit import cpu, cpu_kernel
+from ..jit import cpu, cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
 from .prepare import prepare_numba
@@ -27,6 +27,7 @@ __all__ = ["cash_sum", "cash_reduce", "prepare"]
 _cash_term = cpu(element.cash_term)
 _cash_dmu = cpu(element.cash_dmu)
 _cash_d2mu = cpu(element.cash_d2mu)
+_add_bin_terms = cpu_functions(element).add_bin_terms
 
 
 def _cash_sum_source(counts, mu, partial):
@@ -69,21 +70,9 @@ def _cash_reduce_one_source(counts, fixed, templates, norm, need_stat, partial, 
 def _cash_reduce_source(counts, fixed, templates, norms, need_stat, partial, out):
     """K free norms: ``out = 2 * (stat, grad, hess.ravel())``; ``partial`` zeroed, per chunk."""
     n = counts.shape[0]
-    k = templates.shape[0]
     for c in numba.prange(partial.shape[0]):
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            mu = fixed[i]
-            for a in range(k):
-                mu += norms[a] * templates[a, i]
-            if need_stat:
-                partial[c, 0] += _cash_term(counts[i], mu)
-            w1 = _cash_dmu(counts[i], mu)
-            w2 = _cash_d2mu(counts[i], mu)
-            for a in range(k):
-                sa = templates[a, i]
-                partial[c, 1 + a] += sa * w1
-                for b in range(k):
-                    partial[c, 1 + k + a * k + b] += sa * templates[b, i] * w2
+            _add_bin_terms(partial, c, counts[i], fixed[i], templates, i, norms, need_stat)
     _sum_chunks(partial, out)
 
 

@@ -1,6 +1,7 @@
 """Element math of the Cash statistic, written once in plain Python.
 
-Every function here is scalar, side-effect free and uses only :mod:`math`, so the
+Every function here is scalar and side-effect free (except :func:`add_bin_terms`, which
+adds one bin's terms into a row of an accumulator array) and uses only :mod:`math`, so the
 same source compiles with ``numba.njit`` for the CPU and with
 ``numba.cuda.jit(device=True)`` for the GPU (see :mod:`rtafast_kernels.jit`).
 The NumPy backend has a vectorised twin of the same formulas
@@ -19,6 +20,7 @@ __all__ = [
     "cash_term",
     "cash_dmu",
     "cash_d2mu",
+    "add_bin_terms",
 ]
 
 #: Minimum predicted counts; smaller values are replaced by it (gammapy's value).
@@ -72,3 +74,27 @@ def cash_d2mu(n, mu):
     if mu <= TRUNCATION_VALUE or n <= 0.0:
         return 0.0
     return n / (mu * mu)
+
+
+def add_bin_terms(acc, row, n, fixed, templates, i, norms, need_stat):
+    """Add bin ``i``'s Cash term, gradient and Hessian terms to ``acc[row]`` (halves).
+
+    With ``K = templates.shape[0]`` free norms and ``mu = fixed + sum_a norms[a]
+    templates[a, i]``: ``acc[row, 0] += cash_term(n, mu)`` (if ``need_stat``),
+    ``acc[row, 1 + a] += s_a cash_dmu``, ``acc[row, 1 + K + a K + b] += s_a s_b
+    cash_d2mu``. The numba reduction calls it per chunk row, the CUDA one per thread
+    row of its shared-memory block.
+    """
+    k = templates.shape[0]
+    mu = fixed
+    for a in range(k):
+        mu += norms[a] * templates[a, i]
+    if need_stat:
+        acc[row, 0] += cash_term(n, mu)
+    w1 = cash_dmu(n, mu)
+    w2 = cash_d2mu(n, mu)
+    for a in range(k):
+        sa = templates[a, i]
+        acc[row, 1 + a] += sa * w1
+        for b in range(k):
+            acc[row, 1 + k + a * k + b] += sa * templates[b, i] * w2

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from ..jit import gpu_device
+from ..jit import gpu_device, gpu_functions
 from ..launch import THREADS, blocks
 from . import element
 from .prepare import prepare_numpy
@@ -20,8 +20,7 @@ MAX_NORMS = 4
 _WIDTH = 1 + MAX_NORMS + MAX_NORMS * MAX_NORMS
 
 _cash_term = gpu_device(element.cash_term)
-_cash_dmu = gpu_device(element.cash_dmu)
-_cash_d2mu = gpu_device(element.cash_d2mu)
+_add_bin_terms = gpu_functions(element).add_bin_terms
 
 
 @cuda.jit(device=True)
@@ -60,18 +59,7 @@ def _cash_reduce_kernel(counts, fixed, templates, norms, need_stat, out):
     for j in range(width):
         shared[tid, j] = 0.0
     for i in range(cuda.grid(1), counts.shape[0], cuda.gridsize(1)):
-        mu = fixed[i]
-        for a in range(k):
-            mu += norms[a] * templates[a, i]
-        if need_stat:
-            shared[tid, 0] += _cash_term(counts[i], mu)
-        w1 = _cash_dmu(counts[i], mu)
-        w2 = _cash_d2mu(counts[i], mu)
-        for a in range(k):
-            sa = templates[a, i]
-            shared[tid, 1 + a] += sa * w1
-            for b in range(k):
-                shared[tid, 1 + k + a * k + b] += sa * templates[b, i] * w2
+        _add_bin_terms(shared, tid, counts[i], fixed[i], templates, i, norms, need_stat)
     _block_sum_into(shared, width, out)
 
 
