@@ -29,8 +29,8 @@ projection a compile-time constant of the loop (``tan``), the longitude offset t
 from a reference ``lon0`` whose images ``lon0 -+ 360`` are exact float32 values (so
 the wrapped offset is one correctly rounded float32 subtraction), the bin index's
 floor shared with the edge test.
-:func:`fast_pixels` and :func:`fast_event_bin` compute the same with a runtime
-projection and any energy dtype (tests, reference).
+:func:`fast_pixels` computes the pixel coordinates with a runtime projection and any
+energy dtype (the float32 error bounds of tests/test_binning_fast.py).
 
 Parameters are packed in one tuple of float32 (``F_*`` offsets, :data:`FAST_SIZE`):
 a tuple, not an array, because numba inlines these functions into the event
@@ -54,7 +54,6 @@ __all__ = [
     "SERIES_MAX",
     "lon_offset",
     "fast_pixels",
-    "fast_event_bin",
     "native_vector",
     "project",
     "screen_code",
@@ -187,11 +186,6 @@ def lon_offset(lon, lon0):
     return np.float32(wrapped if abs(d) <= 720.0 else np.nan)
 
 
-def _near_edge(pix, tolerance):
-    shifted = pix + _HALF
-    return abs(shifted - np.floor(shifted) - _HALF) > _HALF - tolerance
-
-
 def log_from_bits32(bits):
     """Natural log (float32) of a positive normal float32 given its int32 view ``bits``.
 
@@ -272,8 +266,10 @@ def fast_pixels(dlon_deg, dlat_deg, energy, energy_bits, q):
 
     Also returns ``usable``: False where the polynomials do not apply (the event
     is too far from the reference, or NaN/inf/non-positive energy), and ``far``:
-    True for CAR events beyond the series' domain. Parameters as
-    :func:`fast_event_bin`.
+    True for CAR events beyond the series' domain. ``dlon_deg``, ``dlat_deg``: float32
+    offsets from the reference (deg, the longitude's from :func:`lon_offset`); ``energy``
+    float32 in the axis unit, ``energy_bits`` its bits as an integer; ``q`` packed
+    parameters.
     """
     a = dlon_deg * _D2R
     b = dlat_deg * _D2R
@@ -283,38 +279,6 @@ def fast_pixels(dlon_deg, dlat_deg, energy, energy_bits, q):
     usable = (abs(a) <= _MAX_OFFSET) & (abs(b) <= _MAX_OFFSET)
     usable = usable & (energy >= q[F_EMIN]) & (energy < _INF)
     return px, py, pe, usable, far
-
-
-def fast_event_bin(dlon_deg, dlat_deg, energy, energy_bits, q):
-    """Flat bin of one event, a negative code (as ``event_bin``), or :data:`RECHECK`.
-
-    Parameters
-    ----------
-    dlon_deg, dlat_deg : float32
-        Event longitude and latitude minus the reference's (``q[F_LON0]``,
-        ``q[F_LAT0]``) in the event frame, deg; the longitude offset from
-        :func:`lon_offset`.
-    energy : float32
-        Event energy in the axis unit.
-    energy_bits : int
-        The energy's bits as an integer (int32 view of float32, int64 of float64).
-    q : tuple of float32
-        Packed parameters.
-    """
-    px, py, pe, usable, far = fast_pixels(dlon_deg, dlat_deg, energy, energy_bits, q)
-    tol = q[F_TOL]
-    near = _near_edge(px, tol) | _near_edge(py, tol) | _near_edge(pe, q[F_ETOL])
-    ix = int(np.floor(px + _HALF))
-    iy = int(np.floor(py + _HALF))
-    ie = int(np.floor(pe + _HALF))
-    inside = (ix >= 0) & (iy >= 0) & (ie >= 0)
-    inside = inside & (ix < int(q[F_NX])) & (iy < int(q[F_NY])) & (ie < int(q[F_NE]))
-    flat = (ie * int(q[F_NY]) + iy) * int(q[F_NX]) + ix
-    code = flat if inside else -1  # OUTSIDE
-    code = RECHECK if near else code
-    code = int(q[F_FAR_CODE]) if far else code
-    code = code if usable else RECHECK  # incl. NaN/inf, energy <= 0
-    return code
 
 
 def _bin_of(pix, tolerance, sure):
@@ -338,7 +302,7 @@ def _offset(lon, q):
 
 
 def screen_code(lon, lat, energy, bits, q, tan):
-    """:func:`fast_event_bin` of one event as the kernels run it, in four stages.
+    """The screening code of one event as the kernels run it, in four stages.
 
     The kernels run each stage as a vectorised loop of its own over a chunk of events
     (:func:`screen_native`, :func:`screen_project`, :func:`energy_pixel`,
