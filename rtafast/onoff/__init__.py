@@ -1,0 +1,4 @@
+"""On/off photometry: on and off region counts straight from event lists (per bunch),
+alpha, excess and Li & Ma significance."""
+
+__all__ = []
