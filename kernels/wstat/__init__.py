@@ -5,4 +5,6 @@ and its derivatives in a signal norm, summed over bins.
 """
 
 #: Operations of this family: ``{operation: {backend: module}}`` (see ``registry``).
-OPERATIONS = {}
+OPERATIONS = {
+    "wstat_reduce": {"numpy": "reference", "numba": "cpu", "cuda": "gpu"},
+}

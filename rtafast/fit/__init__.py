@@ -14,6 +14,7 @@ import numpy as np
 from astropy.table import Table
 from gammapy.datasets import Datasets
 from gammapy.modeling import Fit as GammapyFit
+from gammapy.modeling.covariance import Covariance
 from gammapy.modeling.fit import CovarianceResult, FitResult, OptimizeResult
 
 from rtafast_kernels import fit_norms, resolve_backend
@@ -23,6 +24,7 @@ from ..cache.psf import default_cache
 from ..stream.window import StreamWindow
 from .device_problem import cash_problem
 from .linear_models import NonLinearParameterError, plan_linear_fit
+from .onoff import OnOffArrays, WStatPlanError, build_onoff_arrays, fit_onoff, uses_wstat
 from .templates import UnsupportedDatasetError, build_arrays
 from .window import window_arrays
 
@@ -205,21 +207,23 @@ or `rtafast.stream.StreamWindow`
         if self.store_trace:
             dispatch.record(entry, dispatch.GAMMAPY, "store-trace")
             return None
+        build = build_onoff_arrays if uses_wstat(datasets) else build_arrays
         try:
             plan = plan_linear_fit(datasets)
             if self.cache_psf:
                 with default_cache.attached(datasets):
-                    arrays = build_arrays(datasets, plan)
+                    arrays = build(datasets, plan)
             else:
-                arrays = build_arrays(datasets, plan)
+                arrays = build(datasets, plan)
         except (NonLinearParameterError, UnsupportedDatasetError) as error:
             if not self.delegate:
                 raise
-            reason = (
-                "non-linear-parameter"
-                if isinstance(error, NonLinearParameterError)
-                else "unsupported-dataset"
-            )
+            if isinstance(error, NonLinearParameterError):
+                reason = "non-linear-parameter"
+            elif isinstance(error, WStatPlanError):
+                reason = WStatPlanError.reason
+            else:
+                reason = "unsupported-dataset"
             dispatch.record(entry, dispatch.GAMMAPY, reason, str(error))
             return None
         dispatch.record(entry, dispatch.FAST)
@@ -238,8 +242,10 @@ or `rtafast.stream.StreamWindow`
         dispatch.record("Fit.run", dispatch.FAST)
         return self._fast_fit(datasets, plan, arrays, backend=window.backend)
 
-    def _fast_fit(self, datasets, plan, arrays, covariance=True, backend=None):
-        backend = resolve_backend(self.array_backend if backend is None else backend)
+    def _solve(self, datasets, plan, arrays, backend):
+        """The kernel's fit of the plan's norms (Cash, or WStat with on/off datasets)."""
+        if isinstance(arrays, OnOffArrays):
+            return fit_onoff(arrays, plan.parameters[0], backend, self.rtol, self.max_iter)
         problem = cash_problem(arrays.counts, arrays.fixed, arrays.templates, backend)
         if problem.counts_total == 0:
             raise ValueError(
@@ -249,15 +255,21 @@ or `rtafast.stream.StreamWindow`
         bounds = [(p.min, p.max) for p in plan.parameters]
         x0 = [p.value for p in plan.parameters]
         sources = [i for i, name in enumerate(plan.source_names) if name is not None]
-        fit = fit_norms(
+        return fit_norms(
             problem, x0=x0, bounds=bounds, rtol=self.rtol, max_iter=self.max_iter, ts_for=sources
         )
+
+    def _fast_fit(self, datasets, plan, arrays, covariance=True, backend=None):
+        backend = resolve_backend(self.array_backend if backend is None else backend)
+        fit = self._solve(datasets, plan, arrays, backend)
 
         for parameter, value in zip(plan.parameters, fit.norm, strict=True):
             parameter.value = float(value)
         matrix = _expand_covariance(datasets.models.parameters, plan.parameters, fit.covariance)
         if covariance:
             datasets.models.covariance = matrix
+            # as gammapy's Fit.run: Datasets.models hands this covariance to later reads
+            datasets._covariance = Covariance(datasets.models.parameters, matrix)
 
         ts = {
             name: float(value)
@@ -281,7 +293,7 @@ or `rtafast.stream.StreamWindow`
                 backend=FAST_PATH_OPTIMIZER,
                 method="hessian",
                 success=bool(np.all(np.isfinite(fit.covariance))),
-                message="analytic Hessian of the Cash statistic",
+                message="analytic Hessian of the fit statistic",
                 matrix=matrix,
             )
         return RtaFitResult(

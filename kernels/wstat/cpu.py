@@ -1,0 +1,55 @@
+"""WStat family, numba: the element math compiled for the CPU, parallel over chunks.
+
+As in :mod:`rtafast_kernels.cash.cpu`: chunks of :data:`~rtafast_kernels.launch.CHUNK`
+bins (results do not depend on the thread count), the serial compilation of the same
+source below :data:`~rtafast_kernels.launch.PARALLEL_THRESHOLD` bins, per-chunk sums in
+an array the host allocates, added in chunk order.
+"""
+
+import numba
+import numpy as np
+
+from ..jit import cpu_functions, cpu_kernel
+from ..launch import CHUNK, PARALLEL_THRESHOLD
+from . import element
+
+__all__ = ["wstat_reduce"]
+
+_wstat_terms = cpu_functions(element).wstat_terms
+
+
+def _wstat_reduce_source(n_on, n_off, alpha, signal, norm, partial, out):
+    """``out = 2 * (stat, grad, hess)`` in the norm; ``partial`` (nchunks, 3) per chunk."""
+    n = n_on.shape[0]
+    for c in numba.prange(partial.shape[0]):
+        stat = 0.0
+        grad = 0.0
+        hess = 0.0
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            sig = signal[i]
+            value, d1, d2 = _wstat_terms(n_on[i], n_off[i], alpha[i], norm * sig)
+            stat += value
+            grad += sig * d1
+            hess += sig * sig * d2
+        partial[c, 0] = stat
+        partial[c, 1] = grad
+        partial[c, 2] = hess
+    for j in range(3):
+        total = 0.0
+        for c in range(partial.shape[0]):
+            total += partial[c, j]
+        out[j] = 2.0 * total
+
+
+_KERNELS = {
+    parallel: cpu_kernel(_wstat_reduce_source, parallel=parallel) for parallel in (False, True)
+}
+
+
+def wstat_reduce(backend, n_on, n_off, alpha, signal, norm):
+    """Operation ``wstat_reduce`` (numba); see :func:`.reference.wstat_reduce`."""
+    n = n_on.shape[0]
+    out = np.empty(3)
+    partial = np.empty(((n + CHUNK - 1) // CHUNK, 3))
+    _KERNELS[n > PARALLEL_THRESHOLD](n_on, n_off, alpha, signal, float(norm), partial, out)
+    return float(out[0]), float(out[1]), float(out[2])
