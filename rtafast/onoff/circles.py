@@ -1,0 +1,270 @@
+"""Sky circles compiled for the ``regions`` kernel family, and gammapy's own arithmetic
+for the few events the kernel leaves ambiguous.
+
+gammapy decides ``CircleSkyRegion.contains(skycoord, wcs)`` in the pixel plane of the
+region geometry's WCS (regions 0.11: ``region.to_pixel(wcs)`` and the events'
+``PixCoord.from_sky``): a circle of ``to_pixel(wcs).radius`` pixels there, which is not a
+circle on the sky. The kernel reproduces that test for TAN WCSs with square pixels (see
+:mod:`rtafast_kernels.regions.element`); a circle is checked against astropy's pixel
+arithmetic when it is compiled (:func:`circle_row`).
+"""
+
+import functools
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
+from astropy.wcs.utils import wcs_to_celestial_frame
+from gammapy.maps import MapCoord, RegionGeom
+from gammapy.maps.utils import INVALID_INDEX
+from regions import CircleSkyRegion
+from regions._utils.wcs_helpers import pixel_scale_angle_at_skycoord
+
+from rtafast_kernels.regions import element as el
+
+__all__ = [
+    "CircleProblem",
+    "circle_problem",
+    "circle_rows",
+    "energy_tolerance",
+    "near_circles",
+    "finish_rows",
+    "bounds_of",
+    "ExactCounter",
+]
+
+#: Ambiguity band (deg) around a circle's edge: float64 arithmetic (ours and wcslib's
+#: differ by ~1e-13 pixel), and float32 RA/Dec transformed by astropy into another frame
+#: (errors up to ~1e-5 deg, see ``rtafast.events.binning``).
+BAND_DEG = {"exact": 1e-8, "float32-frame": 5e-5}
+#: Energy band, in units of the narrowest bin (in the axis's scale): float64, float32.
+ENERGY_BAND = {"float64": 1e-9, "float32": 1e-5}
+#: Largest relative difference allowed between the kernel's and astropy's pixel
+#: distances in the check of each compiled circle.
+CHECK_RTOL = 1e-9
+
+_D2R = np.pi / 180.0
+
+
+class CircleProblem(ValueError):
+    """A region or WCS the kernel cannot count in (the caller delegates to gammapy)."""
+
+
+def circle_problem(region, wcs):
+    """Why the kernel cannot reproduce ``region.contains(skycoord, wcs)``, or None."""
+    if type(region) is not CircleSkyRegion:
+        return f"{type(region).__name__} is not a CircleSkyRegion"
+    if not region.meta.get("include", True):
+        return "an exclusion (include=False) region"
+    if wcs is None or wcs.naxis != 2 or not wcs.has_celestial:
+        return "no 2D celestial WCS"
+    if any(not ctype.endswith("-TAN") for ctype in wcs.wcs.ctype):
+        return f"projection {tuple(wcs.wcs.ctype)} is not TAN"
+    linear = wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]
+    scale2 = abs(np.linalg.det(linear))
+    if not np.allclose(linear @ linear.T, scale2 * np.eye(2), rtol=0, atol=1e-12 * scale2):
+        return "pixels are not square (or are skewed)"
+    return None
+
+
+def _unit(coord):
+    return np.asarray(coord.icrs.cartesian.xyz.value, dtype=np.float64)
+
+
+def _pixel_circles(regions, wcs):
+    """Pixel centres and radii of ``region.to_pixel(wcs)`` for many regions at once.
+
+    regions 0.11's ``CircleSkyRegion.to_pixel`` (``pixel_scale_angle_at_skycoord``)
+    on an array of centres: the same element-wise arithmetic.
+    """
+    frame = regions[0].center.frame.replicate_without_data()
+    lon = u.Quantity([r.center.spherical.lon for r in regions])
+    lat = u.Quantity([r.center.spherical.lat for r in regions])
+    centers = SkyCoord(frame.realize_frame(UnitSphericalRepresentation(lon, lat)))
+    radii = u.Quantity([r.radius for r in regions])
+    pixcoord, scale, _ = pixel_scale_angle_at_skycoord(centers, wcs)
+    return centers, pixcoord.x, pixcoord.y, (radii / scale).to_value(u.pix)
+
+
+def _screen(centers, cx, cy, r_pix, wcs):
+    """Screening centres (ICRS deg) and the nearest / farthest footprint edge (deg).
+
+    Each footprint's edge (720 points) is mapped to ``x = (RA - RA_c) cos(Dec_c)``,
+    ``y = Dec - Dec_c``; its nearest and farthest points bracket the circle (the curve
+    encloses the centre).
+    """
+    phi = np.linspace(0, 2 * np.pi, 721)[:-1]
+    x = cx[:, None] + r_pix[:, None] * np.cos(phi)
+    y = cy[:, None] + r_pix[:, None] * np.sin(phi)
+    edge = wcs.pixel_to_world(x, y).icrs
+    icrs = centers.icrs
+    ra_c, dec_c = icrs.ra.deg, icrs.dec.deg
+    cos_c = np.cos(dec_c * _D2R)
+    dx = ((edge.ra.deg - ra_c[:, None] + 180.0) % 360.0 - 180.0) * cos_c[:, None]
+    dist = np.hypot(dx, edge.dec.deg - dec_c[:, None])
+    return ra_c, dec_c, cos_c, dist.min(axis=1), dist.max(axis=1)
+
+
+def _check(rows, cx, cy, r_pix, wcs):
+    """Compare the kernel's squared distances with astropy's pixels at a few points."""
+    phi = np.linspace(0, 2 * np.pi, 9)[:-1]
+    factors = np.array([0.3, 0.999, 1.001, 1.7])
+    offsets = np.outer(factors, np.cos(phi)).ravel(), np.outer(factors, np.sin(phi)).ravel()
+    x = cx[:, None] + r_pix[:, None] * offsets[0]
+    y = cy[:, None] + r_pix[:, None] * offsets[1]
+    v = _unit(wcs.pixel_to_world(x, y))  # (3, n, m)
+    p, c = rows[:, el.C_P : el.C_P + 3], rows[:, el.C_C : el.C_C + 3]
+    d = np.einsum("inm,ni->nm", v, p)
+    w = v / d - c.T[:, :, None]
+    ours = (w * w).sum(axis=0) / rows[:, el.C_R2, None]
+    theirs = (offsets[0] ** 2 + offsets[1] ** 2)[None, :] * np.ones_like(ours)
+    if not np.allclose(ours, theirs, rtol=CHECK_RTOL, atol=0):
+        worst = float(np.max(np.abs(ours / theirs - 1)))
+        raise CircleProblem(f"kernel and astropy pixel distances differ by {worst:.1e} (relative)")
+
+
+def circle_rows(regions, wcs, bands_deg):
+    """Pack circles tested in one WCS for the kernel (``rtafast_kernels.regions.element``).
+
+    Parameters
+    ----------
+    regions : list of `~regions.CircleSkyRegion`
+    wcs : `~astropy.wcs.WCS`
+    bands_deg : dict
+        ``{name: ambiguity band (deg)}``.
+
+    Returns
+    -------
+    dict
+        ``{name: rows (n_regions, CIRCLE_SIZE)}``, screening RA absolute (see
+        :func:`finish_rows`).
+
+    Raises
+    ------
+    CircleProblem
+        If a region or the WCS is not supported, or the compiled circles do not
+        reproduce astropy's pixel distances within :data:`CHECK_RTOL`.
+    """
+    for region in regions:
+        problem = circle_problem(region, wcs)
+        if problem is not None:
+            raise CircleProblem(problem)
+    frames = {r.center.frame.name for r in regions}
+    if len(frames) > 1:
+        raise CircleProblem(f"regions in several frames {sorted(frames)}")
+    tangent = SkyCoord(*wcs.wcs.crval, unit="deg", frame=wcs_to_celestial_frame(wcs))
+    p = _unit(tangent)
+    centers, cx, cy, r_pix = _pixel_circles(regions, wcs)
+    c = _unit(centers).T  # (n, 3)
+    scale = np.sqrt(abs(np.linalg.det(wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]))) * _D2R
+    radius = r_pix * scale
+    base = np.zeros((len(regions), el.CIRCLE_SIZE))
+    base[:, el.C_P : el.C_P + 3] = p
+    base[:, el.C_C : el.C_C + 3] = c / (c @ p)[:, None]
+    base[:, el.C_R2] = radius**2
+    _check(base, cx, cy, r_pix, wcs)
+    ra_c, dec_c, cos_c, near, far = _screen(centers, cx, cy, r_pix, wcs)
+    out = {}
+    for name, band_deg in bands_deg.items():
+        rows = base.copy()
+        band = band_deg * _D2R
+        rows[:, el.C_TOL] = 2 * radius * band + band**2
+        r_out = far * 1.002 + band_deg + 1e-7
+        r_in = np.maximum(near * 0.998 - band_deg - 1e-7, 0.0)
+        rows[:, el.C_OFF], rows[:, el.C_DEC], rows[:, el.C_COS] = ra_c, dec_c, cos_c
+        rows[:, el.C_RIN2], rows[:, el.C_ROUT2], rows[:, el.C_ROUT] = r_in**2, r_out**2, r_out
+        polar = np.abs(dec_c) + r_out > 80.0  # no screen near a pole: every event exact
+        rows[polar, el.C_RIN2], rows[polar, el.C_ROUT2], rows[polar, el.C_ROUT] = -1, np.inf, 180
+        out[name] = rows
+    return out
+
+
+def finish_rows(rows, ra_ref):
+    """Rows with their screening RA as offsets from ``ra_ref`` (deg)."""
+    rows = rows.copy()
+    rows[:, el.C_OFF] = (rows[:, el.C_OFF] - ra_ref + 180.0) % 360.0 - 180.0
+    return rows
+
+
+def near_circles(ra, dec, rows, bounds):
+    """(n_circles, n_events) bool: events a circle may contain (its screen's box)."""
+    dra = (ra[None, :] - bounds[el.B_RA] - rows[:, el.C_OFF, None] + 180.0) % 360.0 - 180.0
+    near = np.abs(dra * rows[:, el.C_COS, None]) <= rows[:, el.C_ROUT, None]
+    return near & (np.abs(dec[None, :] - rows[:, el.C_DEC, None]) <= rows[:, el.C_ROUT, None])
+
+
+def bounds_of(rows):
+    """The RA/Dec box containing every circle's screen (rows with absolute RA)."""
+    ra0 = rows[0, el.C_OFF]
+    dra = (rows[:, el.C_OFF] - ra0 + 180.0) % 360.0 - 180.0
+    with np.errstate(divide="ignore"):
+        half = np.where(rows[:, el.C_COS] > 0, rows[:, el.C_ROUT] / rows[:, el.C_COS], np.inf)
+    half_width = float(np.max(np.abs(dra) + half * 1.000001 + 1e-9))
+    bounds = np.zeros(el.BOUNDS_SIZE)
+    bounds[el.B_RA] = ra0
+    bounds[el.B_HW] = min(half_width, 180.0)
+    bounds[el.B_DEC_MIN] = float(np.min(rows[:, el.C_DEC] - rows[:, el.C_ROUT]))
+    bounds[el.B_DEC_MAX] = float(np.max(rows[:, el.C_DEC] + rows[:, el.C_ROUT]))
+    return bounds
+
+
+def energy_tolerance(axis, dtype):
+    """Relative energy band (of ``E``) for an energy column of ``dtype``."""
+    band = ENERGY_BAND["float64" if np.dtype(dtype) == np.float64 else "float32"]
+    edges = np.asarray(axis.edges.value, dtype=np.float64)
+    if axis.interp == "log":
+        return band * float(np.min(np.diff(np.log(edges))))
+    return band * float(np.min(np.diff(edges))) / float(np.max(np.abs(edges)))
+
+
+class ExactCounter:
+    """gammapy's own arithmetic for a few events: ``RegionGeom.coord_to_idx`` per circle.
+
+    Parameters
+    ----------
+    regions : list of `~regions.CircleSkyRegion`
+        On region first, then the off regions.
+    wcss : list of `~astropy.wcs.WCS`
+        The WCS in which gammapy tests each region.
+    axis : `~gammapy.maps.MapAxis`
+        The energy axis.
+    """
+
+    def __init__(self, regions, wcss, axis):
+        self.regions = list(regions)
+        self.wcss = list(wcss)
+        self.axis = axis
+
+    @functools.cached_property
+    def geoms(self):
+        return [
+            RegionGeom(region, axes=[self.axis], wcs=wcs)
+            for region, wcs in zip(self.regions, self.wcss, strict=True)
+        ]
+
+    def counts(self, ra, dec, energy, candidates):
+        """(n_regions + 1, n_energy) counts of the events, as gammapy's ``fill_events``.
+
+        ``candidates`` (n_regions, n_events) bool: where a region can contain an event
+        (the kernel's boxes); the others are not asked.
+        """
+        n_regions, n_energy = len(self.regions), self.axis.nbin
+        out = np.zeros((n_regions + 1, n_energy))
+        # gammapy's EventList.map_coord: SkyCoord of the columns (dtype kept), energies
+        coords = MapCoord.create(
+            {
+                "skycoord": SkyCoord(ra * u.deg, dec * u.deg, frame="icrs"),
+                "energy": u.Quantity(energy, self.axis.unit),
+            }
+        )
+        union = np.full((n_energy, len(ra)), False)
+        for k in np.flatnonzero(candidates.any(axis=1)):
+            geom = self.geoms[k]
+            idx = geom.coord_to_idx(coords)
+            valid = np.all(np.stack([t != INVALID_INDEX.int for t in idx]), axis=0)
+            for i in np.flatnonzero(valid):
+                out[k, idx[-1][i]] += 1
+                if k > 0:
+                    union[idx[-1][i], i] = True
+        out[n_regions] = union.sum(axis=1)
+        return out

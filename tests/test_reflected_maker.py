@@ -1,0 +1,91 @@
+"""Drop-in ReflectedRegionsBackgroundMaker: gammapy's SpectrumDatasetOnOff, off counts
+from rtafast's kernel, on real H.E.S.S. runs (PKS 2155-304 flare and Crab)."""
+
+import logging
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.coordinates import Angle, SkyCoord
+from gammapy.datasets import SpectrumDataset
+from gammapy.makers import ReflectedRegionsBackgroundMaker as GammapyMaker
+from gammapy.makers import SpectrumDatasetMaker
+from gammapy.maps import MapAxis, RegionGeom, WcsGeom
+from regions import CircleSkyRegion, RectangleSkyRegion
+
+from rtafast import dispatch
+from rtafast.makers.reflected import ReflectedRegionsBackgroundMaker
+
+PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
+CRAB = SkyCoord(83.633, 22.014, unit="deg")
+AXIS = MapAxis.from_energy_bounds(0.5, 40, 10, unit="TeV")
+
+
+def _maker_counts():
+    return {
+        k: n for k, n in dispatch.counts().items() if k[0] == "ReflectedRegionsBackgroundMaker.run"
+    }
+
+
+def _dataset(observation, region):
+    geom = RegionGeom.create(region=region, axes=[AXIS])
+    empty = SpectrumDataset.create(geom=geom, name=f"obs-{observation.obs_id}")
+    return SpectrumDatasetMaker(selection=["counts"]).run(empty, observation)
+
+
+@pytest.fixture(scope="module")
+def cases(hess_datastore):
+    out = []
+    for obs_id, target in ((33787, PKS2155), (33795, PKS2155), (23523, CRAB), (23559, CRAB)):
+        observation = hess_datastore.obs(obs_id)
+        region = CircleSkyRegion(target, Angle("0.11 deg"))
+        dataset = _dataset(observation, region)
+        out.append((observation, dataset, GammapyMaker().run(dataset, observation)))
+    return out
+
+
+def test_dataset_equals_gammapy(cases, backend):
+    dispatch.reset()
+    for observation, dataset, expected in cases:
+        result = ReflectedRegionsBackgroundMaker(array_backend=backend).run(dataset, observation)
+        assert result.name == expected.name
+        assert expected.counts_off.data.sum() > 50
+        for name in ("counts", "counts_off", "acceptance", "acceptance_off", "mask_safe"):
+            ours, theirs = getattr(result, name), getattr(expected, name)
+            assert ours.geom == theirs.geom, name
+            assert ours.data.dtype == theirs.data.dtype, name
+            np.testing.assert_array_equal(ours.data, theirs.data, err_msg=name)
+        np.testing.assert_allclose(result.alpha.data, expected.alpha.data, rtol=1e-6)
+    assert dispatch.counts()[("ReflectedRegionsBackgroundMaker.run", "fast", None)] == len(cases)
+
+
+def test_exclusion_covering_every_off_position(cases, caplog):
+    """gammapy's behaviour: a warning, no counts_off, mask_safe False; counted fast."""
+    observation, dataset, _ = cases[0]
+    geom = WcsGeom.create(skydir=PKS2155, width="6 deg", binsz=0.02)
+    everything = geom.region_mask([CircleSkyRegion(PKS2155, 5 * u.deg)], inside=False)
+    dispatch.reset()
+    with caplog.at_level(logging.WARNING):
+        ours = ReflectedRegionsBackgroundMaker(exclusion_mask=everything).run(dataset, observation)
+        theirs = GammapyMaker(exclusion_mask=everything).run(dataset, observation)
+    assert ours.counts_off is None and theirs.counts_off is None
+    assert not ours.mask_safe.data.any()
+    assert "No OFF region found" in caplog.text
+    assert _maker_counts() == {("ReflectedRegionsBackgroundMaker.run", "fast", None): 1}
+
+
+def test_non_circle_region_delegates(cases):
+    observation, _, _ = cases[0]
+    box = RectangleSkyRegion(PKS2155, 0.2 * u.deg, 0.2 * u.deg)
+    dataset = _dataset(observation, box)
+    dispatch.reset()
+    ours = ReflectedRegionsBackgroundMaker().run(dataset, observation)
+    theirs = GammapyMaker().run(dataset, observation)
+    np.testing.assert_array_equal(ours.counts_off.data, theirs.counts_off.data)
+    key = ("ReflectedRegionsBackgroundMaker.run", "gammapy", "non-circle-region")
+    assert _maker_counts() == {key: 1}
+
+
+def test_kwargs_with_a_finder_is_an_error():
+    with pytest.raises(ValueError, match="No kwargs"):
+        ReflectedRegionsBackgroundMaker(region_finder=object(), min_distance="0.1 rad")
