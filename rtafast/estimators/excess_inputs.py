@@ -34,7 +34,6 @@ from typing import NamedTuple
 
 import astropy.units as u
 import numpy as np
-import scipy.signal
 from gammapy.estimators import ExcessMapEstimator as GammapyExcessMapEstimator
 from gammapy.estimators.utils import estimate_exposure_reco_energy
 
@@ -277,10 +276,7 @@ def _masks(dataset):
 
 def convolve64(planes, kernel):
     """``convolve_images`` before its float32 rounding (float64 planes)."""
-    out = np.empty(planes.shape, dtype=np.float64)
-    for index, image in enumerate(planes):
-        out[index] = scipy.signal.convolve(image, kernel, method="fft", mode="same")
-    return out
+    return convolve_images(planes, kernel, dtype=np.float64)
 
 
 class _ExcessInputs(NamedTuple):
