@@ -10,7 +10,9 @@ width 0.3 deg (the tutorial's stacked-then-ring workflow). Two capabilities:
 * ``ring + Li&Ma map``: the same, then ``ExcessMapEstimator(correlation_radius=0.1 deg,
   correlate_off=False)`` on the ``MapDatasetOnOff`` (the Li & Ma significance map).
 
-rtafast's rows run per backend (cuda only on a real GPU). Each timed result is checked
+rtafast's rows run per backend (cuda only on a real GPU), the excess map with the same
+``array_backend`` (numpy: gammapy's bits; numba/cuda: the correlations on the backend
+and Li & Ma's closed form, see ``docs/ring.md``). Each timed result is checked
 against gammapy's in the same run (recorded in the table's checks).
 """
 
@@ -111,7 +113,7 @@ def test_rtafast_ring_lima(benchmark, record, crab_ring_inputs, backend):
     image, exclusion = crab_ring_inputs
     reference = _gammapy_pipeline(image, exclusion)
     maker = RingBackgroundMaker(**RING, exclusion_mask=exclusion, array_backend=backend.name)
-    estimator = ExcessMapEstimator(**EXCESS)
+    estimator = ExcessMapEstimator(**EXCESS, array_backend=backend.name)
 
     def pipeline():
         return estimator.run(maker.run(image))

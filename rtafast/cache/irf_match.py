@@ -11,7 +11,8 @@ IRFs' exposure maps by any positive factor, the PSF and EDisp maps and the mask
 image unchanged, element by element within :data:`PROPORTIONAL_RTOL` of the
 largest value (or 8 rounding units of float32 maps). The comparison runs at every
 lookup, the arrays that must be unchanged first, smallest first, so a different
-pointing or mask is rejected cheaply.
+pointing or mask is rejected cheaply, and an array equal to its copy (the same
+dataset again) is recognised in one equality pass, without computing a factor.
 
 This comparison is for gammapy datasets of unknown origin only (the drop-in
 estimators called with a ``MapDataset``): where the live time is known -- a stream
@@ -153,6 +154,8 @@ def _factor(array, reference):
         return 1.0 if np.array_equal(array, reference) else None
     if not array.size:
         return 1.0
+    if _equal(array, reference):  # the same dataset again: one comparison pass
+        return 1.0
     top, top_reference = _max_abs(array), _max_abs(reference)
     if not (np.isfinite(top) and np.isfinite(top_reference)):
         return None
@@ -165,6 +168,20 @@ def _factor(array, reference):
     difference = np.multiply(reference, -factor, dtype=np.float64)
     np.add(difference, array, out=difference)
     return factor if _max_abs(difference) <= rtol * top else None
+
+
+def _equal(array, reference):
+    """Whether two float arrays of one shape are equal element by element (no NaN).
+
+    A strided sample is compared first, so arrays that differ (a rescaled exposure)
+    cost a small fraction of a pass; equal ones one ``array_equal`` pass (~0.1 ms for a
+    3 MB exposure cube, where the factor's float64 difference costs ~1 ms).
+    """
+    flat, flat_reference = array.reshape(-1), reference.reshape(-1)
+    step = max(1, flat.size // 4096)
+    if not np.array_equal(flat[::step], flat_reference[::step]):
+        return False
+    return bool(np.array_equal(array, reference))
 
 
 def _max_abs(array):

@@ -260,12 +260,25 @@ def resample_on_off(dataset, grouping):
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         counts_off = resample_sum(dataset.counts_off.data, weights, grouping)
         acceptance = resample_sum(dataset.acceptance.data, weights, grouping)
-        # gammapy's ``MapDatasetOnOff.background`` of the input (``alpha * counts_off``)
-        norm_factor = resample_sum(dataset.background.data, weights, grouping)
+        norm_factor = resample_sum(_background(dataset), weights, grouping)
         acceptance_off = acceptance * counts_off / norm_factor
         alpha = np.nan_to_num(acceptance / acceptance_off)
         background = alpha * counts_off
     return OnOffMaps(counts_off, acceptance, acceptance_off, alpha, background)
+
+
+def _background(dataset):
+    """gammapy's ``MapDatasetOnOff.background`` data (``alpha * counts_off``), on arrays.
+
+    The same operations as gammapy's ``alpha`` and ``Map.__mul__`` (dimensionless maps,
+    each data array of the geometry's shape), without three Map constructions and
+    copies (~1.5 ms on a 250 x 250 image).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.nan_to_num(
+            np.true_divide(dataset.acceptance.quantity, dataset.acceptance_off.quantity).value
+        )
+    return alpha * dataset.counts_off.data
 
 
 def _masks(dataset):
