@@ -1,17 +1,28 @@
 """On/off counts from event lists (``regions`` kernel family, ``rtafast.onoff``) against
-gammapy 2.1's ``RegionNDMap.fill_events`` on real H.E.S.S. runs, on every backend; Li & Ma
-and alpha against gammapy's ``WStatCountsStatistic`` and ``SpectrumDatasetOnOff``."""
+gammapy 2.1's ``RegionNDMap.fill_events`` on real H.E.S.S. runs, on every backend; the
+numba kernel's float32 screen against the exact test and gammapy on events packed
+around the circles' edges; Li & Ma and alpha against gammapy's ``WStatCountsStatistic``
+and ``SpectrumDatasetOnOff``."""
 
 import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import Angle, SkyCoord
+from astropy.table import Column
 from gammapy.makers import ReflectedRegionsFinder
-from gammapy.maps import MapAxis, RegionGeom, RegionNDMap
+from gammapy.maps import Map, MapAxis, RegionGeom, RegionNDMap, WcsGeom
 from gammapy.stats import WStatCountsStatistic
 from regions import CircleSkyRegion, RectangleSkyRegion
 
-from rtafast.onoff import CircleProblem, OnOffCounter, OnOffStatistics, alpha_from_acceptance
+from rtafast.onoff import (
+    CircleProblem,
+    OnOffCounter,
+    OnOffStatistics,
+    alpha_from_acceptance,
+    counts_in_regions,
+)
+from rtafast_kernels.regions import element as el
+from rtafast_kernels.regions import plane
 
 PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
 CRAB = SkyCoord(83.633, 22.014, unit="deg")
@@ -134,3 +145,146 @@ def test_statistics_equal_gammapy(runs):
         np.testing.assert_allclose(ours.significance[big], theirs.sqrt_ts[big], rtol=1e-6)
         total = ours.sum()
         np.testing.assert_allclose(total.sqrt_ts, theirs.sum().sqrt_ts, rtol=1e-12)
+
+
+def _edge_events(template, centers, radii, energies, dtype):
+    """Events on rings at 0.97 .. 1.03 of each circle's radius (sky offsets), every 6 deg
+    (rows of ``template``, a real event list, with RA, DEC, ENERGY replaced)."""
+    factors = np.linspace(0.97, 1.03, 31)
+    angles = np.arange(0.0, 360.0, 6.0) * u.deg
+    ra, dec = [], []
+    for center, radius in zip(centers, radii, strict=True):
+        for f in factors:
+            ring = center.directional_offset_by(angles, f * radius)
+            ra.append(ring.icrs.ra.deg)
+            dec.append(ring.icrs.dec.deg)
+    ra, dec = np.concatenate(ra), np.concatenate(dec)
+    table = template.table[np.resize(np.arange(len(template.table)), len(ra))]
+    table["RA"] = Column(ra.astype(dtype), unit="deg")
+    table["DEC"] = Column(dec.astype(dtype), unit="deg")
+    table["ENERGY"] = Column(np.resize(energies, len(ra)).astype(dtype), unit="TeV")
+    return type(template)(table)
+
+
+#: Targets of the float32-screen tests: the PKS 2155-304 run, a field across RA = 0
+#: and one at Dec 70 (pointings 0.5 deg from the target).
+SCREEN_FIELDS = {
+    "pks2155": (PKS2155, SkyCoord(329.71693826, -30.7255890, unit="deg")),
+    "ra0": (SkyCoord(0.1, 5.0, unit="deg"), SkyCoord(359.7, 5.4, unit="deg")),
+    "dec70": (SkyCoord(120.0, 70.0, unit="deg"), SkyCoord(120.0, 70.5, unit="deg")),
+}
+
+
+@pytest.mark.parametrize("field", list(SCREEN_FIELDS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_screen_equals_exact_and_gammapy(runs, field, dtype):
+    """Events packed around every circle's edge: the numba kernel (float32 screen) gives
+    the counts and ambiguous events of the NumPy reference (exact test everywhere), and
+    gammapy's ``fill_events`` counts."""
+    target, pointing = SCREEN_FIELDS[field]
+    on = CircleSkyRegion(target, Angle("0.11 deg"))
+    off, wcs = ReflectedRegionsFinder().run(region=on, center=pointing)
+    assert len(off) >= 5
+    energies = np.geomspace(0.3, 60, 37)
+    events = _edge_events(
+        runs[23523]["events"],
+        [r.center for r in [on, *off]],
+        [0.11 * u.deg] * (len(off) + 1),
+        energies,
+        dtype,
+    )
+    geom_on = RegionGeom.create(region=on, axes=[AXIS])
+    fast = OnOffCounter(on, off, AXIS, "numba", on_wcs=geom_on.wcs, off_wcs=wcs)
+    exact = OnOffCounter(on, off, AXIS, "numpy", on_wcs=geom_on.wcs, off_wcs=wcs)
+    assert fast._screens["exact"][plane.S_ON] == 1  # the screen is used
+    stats_fast, stats_exact = fast.add(events), exact.add(events)
+    assert stats_fast == stats_exact
+    np.testing.assert_array_equal(fast.counts, exact.counts)
+    counts_on = RegionNDMap.from_geom(geom_on)
+    counts_on.fill_events(events)
+    counts_off = RegionNDMap.from_geom(RegionGeom.from_regions(off, axes=[AXIS], wcs=wcs))
+    counts_off.fill_events(events)
+    assert 0 < fast.counts_on.sum() < len(events.table) / len(off)  # the test can fail
+    np.testing.assert_array_equal(fast.counts_on, counts_on.data.ravel())
+    np.testing.assert_array_equal(fast.counts_off, counts_off.data.ravel())
+
+
+@pytest.mark.parametrize("field", list(SCREEN_FIELDS))
+def test_screen_radii_bracket_the_exact_test(field):
+    """In float64, points the screen calls inside (outside) are inside (outside) for the
+    exact test, never ambiguous; the band between is thin (< 2 % of the points)."""
+    target, pointing = SCREEN_FIELDS[field]
+    on = CircleSkyRegion(target, Angle("0.11 deg"))
+    off, wcs = ReflectedRegionsFinder().run(region=on, center=pointing)
+    counter = OnOffCounter(on, off, AXIS, "numpy", off_wcs=wcs)
+    circles, screen = counter.rows["float32-frame"].T, counter._screens["float32-frame"]
+    rng = np.random.default_rng(1)
+    centers = SkyCoord([r.center.icrs for r in [on, *off]])
+    k = rng.integers(0, len(centers), 200_000)
+    offset = 0.11 * np.sqrt(rng.uniform(0.8**2, 1.2**2, k.size)) * u.deg
+    points = centers[k].directional_offset_by(rng.uniform(0, 360, k.size) * u.deg, offset)
+    v = points.icrs.cartesian.xyz.value.T
+    x, y = plane.plane_coordinates(v, screen[plane.S_RA0], screen[plane.S_DEC0])
+    base = plane.HEADER_SIZE + plane.FIELDS * k
+    q = (x - screen[base]) ** 2 + (y - screen[base + 1]) ** 2
+    codes = np.array([el.circle_code(*v[i], circles, k[i]) for i in range(0, k.size, 20)])
+    inside, outside = q[::20] < screen[base + 2][::20], q[::20] > screen[base + 3][::20]
+    assert inside.sum() > 1000 and outside.sum() > 1000
+    assert np.all(codes[inside] == 1) and np.all(codes[outside] == 0)
+    band = ~(q < screen[base + 2]) & ~(q > screen[base + 3])
+    assert 0 < band.mean() < 0.02
+
+
+def test_counts_in_regions_of_a_cube_equal_gammapy(runs, backend):
+    """``counts_in_regions`` on a counts cube: gammapy's ``to_region_nd_map(region,
+    func=np.nansum)`` (pixel centres in the region) per region and for the off union."""
+    run = runs[33787]
+    geom = WcsGeom.create(skydir=PKS2155, width=3, binsz=0.02, axes=[AXIS])
+    cube = Map.from_geom(geom)
+    cube.fill_events(run["events"])
+    cube.data[0, 0, 0] = np.nan  # skipped as np.nansum does (outside the regions)
+    ours = counts_in_regions(cube, run["on"], run["off"], backend)
+    union = RegionGeom.from_regions(run["off"]).region
+    theirs = [cube.to_region_nd_map(r, func=np.nansum) for r in [run["on"], *run["off"], union]]
+    expected = np.array([m.data.ravel() for m in theirs])
+    assert expected[0].sum() > 50 and expected[-1].sum() > 50  # the test can fail
+    np.testing.assert_array_equal(ours, expected)
+    with pytest.raises(ValueError, match=r"(?s)off region 0 .* contains no pixel centre"):
+        counts_in_regions(cube, run["on"], [CircleSkyRegion(CRAB, 0.1 * u.deg)], "numpy")
+
+
+def test_columns_in_other_units_and_names(runs):
+    """Energies in GeV and lower-case column names take ``event_columns`` (converted as
+    gammapy's ``map_coord``): the same counts as the TeV table."""
+    run = runs[33787]
+    table = run["events"].table
+    other = table.copy()
+    other["ENERGY"] = other["ENERGY"].to("GeV")
+    other.rename_column("RA", "ra")
+    counters = [
+        OnOffCounter(
+            run["on"], run["off"], AXIS, "numba", on_wcs=run["geom_on"].wcs, off_wcs=run["wcs"]
+        )
+        for _ in range(2)
+    ]
+    counters[0].add(table)
+    counters[1].add(other)
+    np.testing.assert_array_equal(counters[1].counts, counters[0].counts)
+    np.testing.assert_array_equal(counters[0].counts_on, run["gammapy"][0])
+
+
+def test_parallel_blocks_equal_serial(runs):
+    """More events than ``EVENT_PARALLEL_THRESHOLD``: the numba kernel's parallel blocks
+    give the counts of the run taken that many times."""
+    from rtafast_kernels.launch import EVENT_PARALLEL_THRESHOLD
+
+    run = runs[33787]
+    table = run["events"].table
+    times = -(-2 * EVENT_PARALLEL_THRESHOLD // len(table))
+    big = table[np.tile(np.arange(len(table)), times)]
+    counter = OnOffCounter(
+        run["on"], run["off"], AXIS, "numba", on_wcs=run["geom_on"].wcs, off_wcs=run["wcs"]
+    )
+    counter.add(big)
+    np.testing.assert_array_equal(counter.counts_on, times * run["gammapy"][0])
+    np.testing.assert_array_equal(counter.counts_off, times * run["gammapy"][1])

@@ -15,6 +15,7 @@ from regions import CircleSkyRegion, RectangleSkyRegion
 
 from rtafast import dispatch
 from rtafast.makers.reflected import ReflectedRegionsBackgroundMaker
+from rtafast.onoff import compiled, reuse
 
 PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
 CRAB = SkyCoord(83.633, 22.014, unit="deg")
@@ -89,3 +90,43 @@ def test_non_circle_region_delegates(cases):
 def test_kwargs_with_a_finder_is_an_error():
     with pytest.raises(ValueError, match="No kwargs"):
         ReflectedRegionsBackgroundMaker(region_finder=object(), min_distance="0.1 rad")
+
+
+def test_repeated_runs_reuse_the_cached_work(cases):
+    """A second run on the same pointing takes the finder's regions, the compiled circles
+    and the off geometry from the caches, and gives the same dataset (gammapy's)."""
+    observation, dataset, expected = cases[1]
+    reuse.FOUND.clear()
+    compiled.COMPILED.clear()
+    first = ReflectedRegionsBackgroundMaker().run(dataset, observation)
+    hits = reuse.FOUND.hits, compiled.COMPILED.hits, reuse.GEOMS.hits
+    second = ReflectedRegionsBackgroundMaker().run(dataset, observation)
+    assert (reuse.FOUND.hits, compiled.COMPILED.hits, reuse.GEOMS.hits) == tuple(
+        h + 1 for h in hits
+    )
+    for result in (first, second):
+        np.testing.assert_array_equal(result.counts_off.data, expected.counts_off.data)
+        assert result.counts_off.geom == expected.counts_off.geom
+
+
+def test_cached_finder_sees_an_edited_exclusion_mask(cases):
+    """Editing the exclusion mask in place, or other finder settings, is not served
+    from the cache: the result is gammapy's for the new mask / settings."""
+    observation, dataset, _ = cases[0]
+    geom = WcsGeom.create(skydir=PKS2155, width="4 deg", binsz=0.02)
+    mask = geom.region_mask([CircleSkyRegion(PKS2155, 0.3 * u.deg)], inside=False)
+    before = ReflectedRegionsBackgroundMaker(exclusion_mask=mask).run(dataset, observation)
+    pointing = observation.get_pointing_icrs(observation.tmid)
+    mask.data &= ~geom.region_mask(
+        [CircleSkyRegion(pointing.directional_offset_by(0 * u.deg, 0.5 * u.deg), 0.3 * u.deg)]
+    ).data  # exclude more, in place
+    after = ReflectedRegionsBackgroundMaker(exclusion_mask=mask).run(dataset, observation)
+    theirs = GammapyMaker(exclusion_mask=mask).run(dataset, observation)
+    assert after.acceptance_off.data.max() != before.acceptance_off.data.max()
+    np.testing.assert_array_equal(after.counts_off.data, theirs.counts_off.data)
+    np.testing.assert_array_equal(after.acceptance_off.data, theirs.acceptance_off.data)
+    wider = ReflectedRegionsBackgroundMaker(exclusion_mask=mask, min_distance="0.3 rad")
+    theirs = GammapyMaker(exclusion_mask=mask, min_distance="0.3 rad").run(dataset, observation)
+    np.testing.assert_array_equal(
+        wider.run(dataset, observation).counts_off.data, theirs.counts_off.data
+    )

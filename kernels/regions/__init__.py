@@ -2,8 +2,9 @@
 regions) each event falls in, counted per region and energy bin in one pass.
 
 ``element`` (one event's decision), ``reference`` (NumPy), ``cpu`` (numba), ``gpu`` (CUDA).
-``count_in_circles(backend, ra, dec, energy, circles, bounds, edges, etol, out)``
-(``circles``: ``(CIRCLE_SIZE, n_circles)``, see ``element``) adds
+``count_in_circles(backend, ra, dec, energy, circles, bounds, screen, edges, etol, out)``
+(``circles``: ``(CIRCLE_SIZE, n_circles)``, see ``element``; ``screen``: their float32
+screen, :func:`plane.screen_params`, used by the numba backend) adds
 to ``out`` (shape ``(n_circles + 1, n_energy)``, on the backend) the events inside each
 circle (rows ``0 .. n_circles - 1``; an event counts in every circle that contains it)
 and, in the last row, the events inside at least one of circles ``1 ..`` (the union of

@@ -64,8 +64,9 @@ def count_cuda(xp, to_numpy, ra, dec, energy, circles, bounds, edges, etol, out)
     return found.astype(np.int64), n_invalid
 
 
-def count_in_circles(backend, ra, dec, energy, circles, bounds, edges, etol, out):
-    """Operation ``count_in_circles`` (cuda): ``out`` on the device, updated in place."""
+def count_in_circles(backend, ra, dec, energy, circles, bounds, screen, edges, etol, out):
+    """Operation ``count_in_circles`` (cuda): ``out`` on the device, updated in place
+    (``screen``, the float32 screen of the numba kernel, is not used)."""
     return count_cuda(
         backend.xp, backend.to_numpy, ra, dec, energy, circles, bounds, edges, etol, out
     )

@@ -108,6 +108,7 @@ def count_numpy(ra, dec, energy, circles, bounds, edges, etol, out):
     )
 
 
-def count_in_circles(backend, ra, dec, energy, circles, bounds, edges, etol, out):
-    """Operation ``count_in_circles`` (numpy): see :func:`count_numpy`."""
+def count_in_circles(backend, ra, dec, energy, circles, bounds, screen, edges, etol, out):
+    """Operation ``count_in_circles`` (numpy): see :func:`count_numpy` (``screen``, the
+    float32 screen of the numba kernel, is not used)."""
     return count_numpy(ra, dec, energy, circles, bounds, edges, etol, out)

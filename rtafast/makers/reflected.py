@@ -6,6 +6,9 @@ module exists, else gammapy's), the off counts are counted by the kernel with ga
 ``CircleSkyRegion.contains`` semantics (see :mod:`rtafast.onoff.circles`) instead of
 ``RegionNDMap.fill_events`` on the union geometry; everything else (acceptances, the
 ``SpectrumDatasetOnOff``, the "no off region" warning and mask) is gammapy's code.
+Repeated calls on one pointing reuse the finder's answer, the compiled circles and the
+off geometry (value-keyed caches, :mod:`rtafast.onoff.reuse`, :mod:`rtafast.onoff.compiled`;
+a cache hit does not call the finder, so it records no ``ReflectedRegionsFinder.run``).
 """
 
 import importlib
@@ -13,11 +16,12 @@ import logging
 
 from gammapy.makers import ReflectedRegionsBackgroundMaker as _GammapyMaker
 from gammapy.makers import ReflectedRegionsFinder as _GammapyFinder
-from gammapy.maps import RegionGeom, RegionNDMap
+from gammapy.maps import RegionNDMap
 
 from .. import dispatch
 from ..onoff.circles import CircleProblem, circle_problem
 from ..onoff.counter import OnOffCounter
+from ..onoff.reuse import found_regions, off_geometry
 
 __all__ = ["ReflectedRegionsBackgroundMaker"]
 
@@ -76,10 +80,9 @@ class ReflectedRegionsBackgroundMaker(_GammapyMaker):
             return super().make_counts_off(dataset, observation)
         geom = dataset.counts.geom
         energy_axis = geom.axes["energy"]
-        regions_off, wcs = self.region_finder.run(
-            center=observation.get_pointing_icrs(observation.tmid),
-            region=geom.region,
-            exclusion_mask=self.exclusion_mask,
+        center = observation.get_pointing_icrs(observation.tmid)
+        regions_off, wcs = found_regions(
+            self.region_finder, geom.region, center, self.exclusion_mask
         )
         if len(regions_off) == 0:
             log.warning(
@@ -96,7 +99,7 @@ class ReflectedRegionsBackgroundMaker(_GammapyMaker):
             self._fast = ("non-circle-region", str(error))
             return super().make_counts_off(dataset, observation)
         counter.add(observation.events)
-        geom_off = RegionGeom.from_regions(regions=regions_off, axes=[energy_axis], wcs=wcs)
+        geom_off = off_geometry(regions_off, wcs, energy_axis)
         counts_off = RegionNDMap.from_geom(geom=geom_off)  # float32, as gammapy's
         counts_off.data[...] = counter.counts_off.reshape(geom_off.data_shape)
         acceptance_off = RegionNDMap.from_geom(geom=geom_off, data=len(regions_off))
