@@ -11,7 +11,7 @@ from rtafast_kernels import (
     resolve_backend,
 )
 
-from .estimators import ExcessMapEstimator, TSMapEstimator
+from .estimators import ExcessMapEstimator, LightCurveEstimator, TSMapEstimator
 from .events.binning import fill_counts
 from .fit import Fit, NonLinearParameterError, RtaFitResult
 
@@ -22,6 +22,7 @@ __all__ = [
     "BackendUnavailableError",
     "ExcessMapEstimator",
     "Fit",
+    "LightCurveEstimator",
     "NonLinearParameterError",
     "RtaFitResult",
     "TSMapEstimator",

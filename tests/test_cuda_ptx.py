@@ -37,10 +37,12 @@ from astropy.table import Table
 from astropy.time import Time
 from gammapy.data import EventList
 from gammapy.maps import MapAxis, WcsGeom
+from regions import CircleSkyRegion
 
 import rtafast_kernels as rk
 from rtafast.events.binning import fill_counts
 from rtafast.events.selection import select_events
+from rtafast.onoff.counter import OnOffCounter
 from rtafast_kernels.tsmap.inputs import TSScanInputs
 
 #: Compute capabilities compiled for (A100; H100 and H200).
@@ -170,6 +172,12 @@ def _exercise_cuda_backend():
     cube = backend.xp.zeros(10)
     backend.scatter_add(cube, np.array([1, 3, 3], dtype=np.int64), 1.0)
     backend.ts_scan(_ts_inputs())
+    backend.wstat_reduce(counts, counts, np.full(64, 0.2), fixed, 1.0)
+    on = CircleSkyRegion(SkyCoord(83.6, 22.0, unit="deg"), 0.3 * u.deg)
+    off = CircleSkyRegion(SkyCoord(84.6, 22.0, unit="deg"), 0.3 * u.deg)
+    counter = OnOffCounter(on, [off], geom.axes["energy"], array_backend="cuda")
+    for dtype in (np.float32, np.float64):
+        counter.add(_events(dtype))
 
 
 @pytest.fixture(scope="module")

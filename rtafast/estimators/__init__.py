@@ -10,6 +10,7 @@ counts they read on its backend (:mod:`.ts_window`, :mod:`.excess_window`).
 """
 
 from .excess import ExcessMapEstimator
+from .lightcurve import LightCurveEstimator
 from .tsmap import TSMapEstimator
 
-__all__ = ["ExcessMapEstimator", "TSMapEstimator"]
+__all__ = ["ExcessMapEstimator", "LightCurveEstimator", "TSMapEstimator"]

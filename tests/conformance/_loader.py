@@ -22,6 +22,9 @@ from contract import RELAXATIONS
 
 import rtafast
 from rtafast.makers import MapDatasetMaker
+from rtafast.makers.reflected import ReflectedRegionsBackgroundMaker
+from rtafast.makers.regions import ReflectedRegionsFinder, WobbleRegionsFinder
+from rtafast.makers.ring import AdaptiveRingBackgroundMaker, RingBackgroundMaker
 
 __all__ = ["SWAPS", "load_gammapy_tests", "swapped"]
 
@@ -30,9 +33,17 @@ SWAPS = {
     "gammapy.estimators": {
         "TSMapEstimator": rtafast.TSMapEstimator,
         "ExcessMapEstimator": rtafast.ExcessMapEstimator,
+        "LightCurveEstimator": rtafast.LightCurveEstimator,
     },
     "gammapy.modeling": {"Fit": rtafast.Fit},
-    "gammapy.makers": {"MapDatasetMaker": MapDatasetMaker},
+    "gammapy.makers": {
+        "MapDatasetMaker": MapDatasetMaker,
+        "RingBackgroundMaker": RingBackgroundMaker,
+        "AdaptiveRingBackgroundMaker": AdaptiveRingBackgroundMaker,
+        "ReflectedRegionsBackgroundMaker": ReflectedRegionsBackgroundMaker,
+        "ReflectedRegionsFinder": ReflectedRegionsFinder,
+        "WobbleRegionsFinder": WobbleRegionsFinder,
+    },
 }
 
 
