@@ -317,12 +317,6 @@ def test_bin_without_livetime_is_gammapy_result(flare):
     assert_same_values(result, expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit_flux_norm (rtafast/fit/norm_profile.py) does not converge when every "
-    "fitted bin has n_on = n_off = 0 (statistic V-shaped at norm 0): norm ~ -2e-60, "
-    "success False, NaN errors; gammapy: norm ~ 0, success True, errp = 1 / (2 sum s)",
-)
 def test_bin_without_events_is_gammapy_result(flare):
     datasets, intervals = flare
     copies = _degraded(datasets, intervals, "no-events")
@@ -332,9 +326,27 @@ def test_bin_without_events_is_gammapy_result(flare):
         time_intervals=intervals[:3],
         selection_optional=SELECTION,
     )
+    """No on and no off events: the WStat statistic is V-shaped at norm 0 (slopes
+    ``2 sum s`` and ``-2 sum s / alpha``). gammapy's tight MIGRAD stops ~1e-10 from 0
+    (success False: its EDM test fails at a kink; True with the default tolerance);
+    rtafast returns norm 0 exactly, success True, norm_err NaN (no curvature; gammapy's
+    ~1e-4 is a finite-difference artefact), and gammapy's errn/errp/ul."""
     result = LightCurveEstimator(**kwargs).run(copies)
     expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(copies)
-    np.testing.assert_array_equal(result.success.data, expected.success.data)
-    np.testing.assert_allclose(
-        result._data["norm_errp"].data, expected._data["norm_errp"].data, rtol=1e-3
-    )
+
+    def data(fp, name):
+        return fp._data[name].data
+
+    assert data(result, "norm")[0].item() == 0.0
+    assert abs(data(expected, "norm")[0].item()) < 1e-8
+    assert np.isnan(data(result, "norm_err")[0]).all()
+    assert result.success.data.all()
+    np.testing.assert_array_equal(result.success.data[1:], expected.success.data[1:])
+    for name in ("norm_errn", "norm_errp", "norm_ul"):
+        np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-3)
+    for name in ("ts", "stat"):
+        np.testing.assert_allclose(data(result, name), data(expected, name), atol=1e-4)
+    np.testing.assert_allclose(data(result, "stat_null"), data(expected, "stat_null"), rtol=1e-9)
+    norm_err = data(expected, "norm_err")[1:]
+    assert np.all(np.abs(data(result, "norm")[1:] - data(expected, "norm")[1:]) < 1e-4 * norm_err)
+    np.testing.assert_allclose(data(result, "norm_err")[1:], norm_err, rtol=1e-3)

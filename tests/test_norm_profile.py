@@ -184,6 +184,36 @@ def test_no_on_counts_matches_flux_estimator(flare):
     _compare(result, expected)
 
 
+def test_no_events_kink_matches_flux_estimator(flare, backend):
+    """No on and no off counts in any bin: a kink at norm 0 (slopes 2 sum s right,
+    -2 sum s / alpha left). gammapy's tight MIGRAD stops at ~1e-16 (success False, a
+    ~3e-5 numerical Hesse error across the kink); rtafast: norm 0 exactly, success
+    True, norm_err NaN (no curvature), errn/errp/ul and TS as gammapy's."""
+    dataset = flare[0].copy(name="no-events")
+    dataset.counts.data[...] = 0
+    dataset.counts_off.data[...] = 0
+    datasets = _with_model([dataset])
+    counts, counts_off, alpha, signal = _onoff_arrays(datasets)
+    expected = _gammapy_flux(datasets)
+    arrays = (backend.asarray(a) for a in (counts, counts_off, alpha, signal))
+    counts, counts_off, alpha, signal = arrays
+    result = fit_flux_norm(
+        counts, signal, counts_off=counts_off, alpha=alpha, array_backend=backend.name
+    )
+    assert (result.norm, result.success, result.stat, result.ts) == (0.0, True, 0.0, 0.0)
+    assert abs(expected["norm"]) < 1e-8 and math.isnan(result.norm_err)
+    for key in ("norm_errn", "norm_errp", "norm_ul"):
+        assert getattr(result, key) == pytest.approx(expected[key], rel=1e-5), key
+    for key in ("ts", "stat", "stat_null"):
+        assert getattr(result, key) == pytest.approx(expected[key], abs=1e-9), key
+    # the kink between bins with counts: the minimum moves off 0 as soon as one bin has
+    # an on count, and the fit is then smooth again
+    counts_one = np.zeros(len(signal))
+    counts_one[0] = 1.0
+    one = fit_flux_norm(counts_one, signal, counts_off=counts_off, alpha=alpha)
+    assert one.success and one.norm > 0 and math.isfinite(one.norm_err)
+
+
 def test_bounds_and_missing_roots(flare):
     arrays = _onoff_arrays(_with_model(flare[:1]))
     kwargs = dict(counts_off=arrays[1], alpha=arrays[2])

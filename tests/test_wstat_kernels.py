@@ -1,5 +1,7 @@
 """The WStat kernel family on every backend, against gammapy's ``wstat`` and finite differences."""
 
+import math
+
 import numpy as np
 import pytest
 from gammapy.stats import wstat
@@ -95,3 +97,38 @@ def test_invalid_alpha_counts_zero_like_gammapy(backend, alpha):
     assert np.all(expected == 0.0)
     arrays = (backend.asarray(a) for a in (n_on, n_off, alphas, signal))
     assert backend.wstat_reduce(*arrays, 0.7) == (0.0, 0.0, 0.0)
+
+
+#: Inputs near the floating-point underflow where a quotient divides by 0 (the first one
+#: made numba raise ZeroDivisionError; gammapy's numpy gives inf/NaN there).
+UNDERFLOW_CASES = [
+    (5.2e-306, 0.0, 0.0833, 0.339, 3e-305),
+    (5e-324, 0.0, 0.08, 1.0, 0.0),
+    (5e-324, 5e-324, 0.08, 1.0, -1e-300),
+    (0.0, 1e-300, 0.1, 1.0, -1e-170),
+    (1e-320, 1e-320, 1e-3, 1e-320, 1e3),
+]
+
+
+@pytest.mark.parametrize("case", UNDERFLOW_CASES)
+def test_underflow_inputs_never_raise(backend, case):
+    """Finite inputs never raise on any backend; every backend gives NumPy's numbers."""
+    *bins, norm = case
+    arrays = [np.array([x]) for x in bins]
+    got = backend.wstat_reduce(*(backend.asarray(a) for a in arrays), norm)
+    with np.errstate(all="ignore"):
+        expected = reference.wstat_reduce(None, *arrays, norm)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_underflow_case_is_gammapy_and_finite():
+    """The reported case: value gammapy's (both ~1e-304, i.e. 0), a finite curvature
+    (the true one, ~1e304: computed as a quotient of comparable numbers)."""
+    *bins, norm = UNDERFLOW_CASES[0]
+    arrays = [np.array([x]) for x in bins]
+    stat, grad, hess = resolve_backend("numba").wstat_reduce(*arrays, norm)
+    with np.errstate(all="ignore"):
+        expected = _gammapy_sum(*arrays[:3], norm * arrays[3])
+    assert stat == pytest.approx(expected, abs=1e-300)
+    assert math.isfinite(grad) and math.isfinite(hess) and hess > 1e300

@@ -4,6 +4,8 @@ As in :mod:`rtafast_kernels.cash.cpu`: chunks of :data:`~rtafast_kernels.launch.
 bins (results do not depend on the thread count), the serial compilation of the same
 source below :data:`~rtafast_kernels.launch.PARALLEL_THRESHOLD` bins, per-chunk sums in
 an array the host allocates, added in chunk order.
+Compiled with ``error_model="numpy"``: a division by zero (inputs near the
+floating-point underflow) gives inf/NaN as NumPy does, never ``ZeroDivisionError``.
 """
 
 import numba
@@ -42,7 +44,8 @@ def _wstat_reduce_source(n_on, n_off, alpha, signal, norm, partial, out):
 
 
 _KERNELS = {
-    parallel: cpu_kernel(_wstat_reduce_source, parallel=parallel) for parallel in (False, True)
+    parallel: cpu_kernel(_wstat_reduce_source, parallel=parallel, error_model="numpy")
+    for parallel in (False, True)
 }
 
 

@@ -36,11 +36,25 @@ Every bin's statistic is convex in ``s`` and finite for any real ``s`` when
 bin counts 0): a bin whose alpha is not a finite positive number (NaN, 0, inf) is
 NaN in gammapy for every ``s`` (apart from the corner ``a = 0``,
 ``n_on = n_off = 0``, ``s < 0``, where it is inf) and counts 0 here, derivatives 0.
+
+No input raises: with counts or signals near the floating-point underflow (e.g.
+``n_on ~ 1e-306``) a quotient may divide by 0 and give inf/NaN, as NumPy (and
+gammapy) do; the CPU kernels are compiled with ``error_model="numpy"`` for that,
+logarithms of 0 are ``-inf``, and the curvatures are written as quotients of
+comparable numbers so that they stay finite wherever the true value is.
 """
 
 import math
 
 __all__ = ["wstat_mu_bkg", "wstat_mu_on", "wstat_gof_half", "wstat_terms"]
+
+
+def _log(x):
+    """``ln x``, ``-inf`` at 0 (NumPy's value; Python's ``math.log`` would raise there
+    under numba's CUDA simulator, which runs this source as Python)."""
+    if x > 0.0:
+        return math.log(x)
+    return -math.inf
 
 
 def _d_squared(n_on, n_off, alpha, s, c):
@@ -101,9 +115,9 @@ def wstat_gof_half(n_on, n_off):
     """Half of gammapy's goodness-of-fit terms, ``-n (1 - ln n)`` for on and off counts."""
     total = 0.0
     if n_on > 0.0:
-        total -= n_on * (1.0 - math.log(n_on))
+        total -= n_on * (1.0 - _log(n_on))
     if n_off > 0.0:
-        total -= n_off * (1.0 - math.log(n_off))
+        total -= n_off * (1.0 - _log(n_off))
     return total
 
 
@@ -133,7 +147,7 @@ def wstat_terms(n_on, n_off, alpha, s):
         if s >= edge:  # b = n_off / (1 + a): the statistic is 2 s + const
             value = s + n_off
             if n_off > 0.0:
-                value -= n_off * math.log(n_off / (1.0 + alpha))
+                value -= n_off * _log(n_off / (1.0 + alpha))
             return value + gof, 1.0, 0.0
         # b = -s / a, mu_on = 0
         b = -s / alpha
@@ -141,18 +155,21 @@ def wstat_terms(n_on, n_off, alpha, s):
         d1 = -1.0 / alpha
         d2 = 0.0
         if n_off > 0.0:
-            value -= n_off * math.log(b)
+            value -= n_off * _log(b)
             d1 -= n_off / s
-            d2 = n_off / (s * s)
+            d2 = (n_off / s) / s
         return value + gof, d1, d2
     b = wstat_mu_bkg(n_on, n_off, alpha, s)
     mu_on = wstat_mu_on(n_on, n_off, alpha, s, b)
-    value = s + (1.0 + alpha) * b - n_on * math.log(mu_on)
+    value = s + (1.0 + alpha) * b - n_on * _log(mu_on)
     if n_off > 0.0:
-        value -= n_off * math.log(b)
+        value -= n_off * _log(b)
     d1 = 1.0 - n_on / mu_on
-    if b > 0.0:
-        d2 = n_on * n_off / (alpha * alpha * n_on * b * b + n_off * mu_on * mu_on)
+    # curvatures as quotients of comparable numbers: no square underflows to 0
+    if b > 0.0 and n_off > 0.0:
+        d2 = 1.0 / (alpha * alpha * b * (b / n_off) + mu_on * (mu_on / n_on))
+    elif b > 0.0:  # n_off = 0 and C > 0: mu_on = a n_on / (1 + a), linear in s
+        d2 = 0.0
     else:  # n_off = 0 and C <= 0: b stays 0, the Cash statistic of s
-        d2 = n_on / (mu_on * mu_on)
+        d2 = (n_on / mu_on) / mu_on
     return value + gof, d1, d2

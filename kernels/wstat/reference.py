@@ -38,7 +38,7 @@ def wstat_terms(n_on, n_off, alpha, s):
         log_left = np.where(n_off > 0, n_off * np.log(-s / alpha), 0.0)
         v0 = np.where(right, s + n_off - log_right, -s / alpha - log_left)
         g0 = np.where(right, 1.0, -1.0 / alpha - np.where(n_off > 0, n_off / s, 0.0))
-        h0 = np.where(right | (n_off <= 0), 0.0, n_off / (s * s))
+        h0 = np.where(right | (n_off <= 0), 0.0, (n_off / s) / s)
 
         # n_on > 0
         c = alpha * (n_on + n_off) - (1.0 + alpha) * s
@@ -56,9 +56,9 @@ def wstat_terms(n_on, n_off, alpha, s):
         v1 -= np.where(n_off > 0, n_off * np.log(b), 0.0)
         g1 = 1.0 - n_on / mu_on
         h1 = np.where(
-            b > 0,
-            n_on * n_off / (alpha * alpha * n_on * b * b + n_off * mu_on * mu_on),
-            n_on / (mu_on * mu_on),
+            (b > 0) & (n_off > 0),
+            1.0 / (alpha * alpha * b * (b / n_off) + mu_on * (mu_on / n_on)),
+            np.where(b > 0, 0.0, (n_on / mu_on) / mu_on),
         )
     on = n_on > 0
     value = np.where(valid, np.where(on, v1, v0) + gof, 0.0)

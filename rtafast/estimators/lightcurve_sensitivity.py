@@ -9,6 +9,12 @@ evaluation builds Asimov datasets and two statistic sums with gammapy's models (
 per bin). Here the same ``find_roots`` runs on a function computing the Asimov
 counts and the two statistics on the fitted bins' arrays with gammapy's vectorised
 ``cash``/``wstat``: the same samples, the same iterates, the same root up to rounding.
+
+gammapy's functions are kept here on purpose, not the ``wstat_reduce`` kernels (which
+no longer raise on such inputs): at the underflowing norms the search samples, a bin
+can be NaN in gammapy (``nan_to_num``: it counts 0) where the kernels give inf (e.g.
+``n_on = n_off = 5e-324``, ``mu_sig = -1e-300``), so only gammapy's own NaN handling
+reproduces gammapy's iterates there.
 """
 
 import warnings

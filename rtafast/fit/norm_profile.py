@@ -23,6 +23,11 @@ The semantics are those of gammapy's ``FluxEstimator``/``FluxPointsEstimator`` (
   norm); NaN where the profile does not reach it inside them (gammapy's
   ``find_roots``). ``norm_ul = norm + errp`` at ``n_sigma_ul``;
 * ``ts = stat_null - stat`` with ``stat_null`` at norm 0 (``FluxEstimator``'s null value);
+* WStat bins with ``n_on = n_off = 0`` put a kink in the statistic at norm 0 (slope
+  ``2 sum s`` right, ``-2 sum s / a`` left); where the minimum is that kink the norm
+  is exactly 0 with ``success`` True (gammapy: ~1e-8 to 1e-10 from MINUIT, success
+  True with its default tolerance), ``norm_err`` NaN (no curvature), and
+  ``errn``/``errp``/``ul`` where the linear sides reach the targets;
 * no bins: ``norm``, errors, ``ul`` and ``ts`` NaN, ``stat = stat_null = 0``,
   ``success`` False (gammapy's result when no dataset contributes to the statistic).
 
@@ -50,6 +55,8 @@ RTOL = 1e-10
 MAX_ITER = 200
 #: gammapy's FluxEstimator norm: ``scan_n_sigma`` (max(n_sigma_ul, 5) + 1 by default).
 _SCAN_N_SIGMA = 6
+#: Norm just left of 0 where the left derivative of a statistic with a kink at 0 is read.
+_LEFT_OF_ZERO = -1e-200
 
 
 @dataclass
@@ -61,7 +68,10 @@ class NormProfile:
     norm : float
         Best-fit norm (NaN without bins).
     norm_err : float
-        ``n_sigma * sqrt(2 / H)`` at the best fit (``H`` the second derivative).
+        ``n_sigma * sqrt(2 / H)`` at the best fit (``H`` the second derivative); NaN
+        where ``H = 0`` (every fitted WStat bin with ``n_on = n_off = 0``: the minimum
+        is the kink at norm 0, where gammapy's MINUIT reports a finite-difference
+        artefact of ~1e-4). ``norm_errn``/``norm_errp``/``norm_ul`` are computed there.
     norm_errn, norm_errp : float
         Distances from ``norm`` to ``stat - stat_best = n_sigma**2`` below and above
         (NaN when not computed or not reached inside the confidence bounds).
@@ -137,6 +147,9 @@ class _WStatNorm:
         )
         self.n_active = int(index.shape[0])
         self.counts_sum = float(self.arrays[0].sum())
+        # bins with n_on = n_off = 0: statistic 2 s right of s = 0, -2 s / a left of it
+        empty = (self.arrays[0] == 0) & (self.arrays[1] == 0)
+        self.kink_at_zero = bool(empty.any()) if self.n_active else False
         self.start = 1.0
 
     def reduce(self, norm, need_stat=True):
@@ -242,6 +255,14 @@ def minimize_norm(problem, lower=-np.inf, upper=np.inf, start=1.0, rtol=RTOL, ma
     message : str
     niter : int
     """
+    if getattr(problem, "kink_at_zero", False) and lower <= 0.0 <= upper:
+        # WStat bins with n_on = n_off = 0 have a kink at norm 0: the minimum is there
+        # when the right derivative is >= 0 and the left one <= 0 (bisection would
+        # only approach it)
+        right = problem.reduce(0.0, need_stat=False)[1]
+        left = right if lower == 0.0 else problem.reduce(_LEFT_OF_ZERO, need_stat=False)[1]
+        if right >= 0.0 and (left <= 0.0 or lower == 0.0):
+            return 0.0, True, "minimum at the kink at norm 0", 1
     lo, hi = lower, upper  # derivative < 0 left of the minimum, > 0 right of it
     x = min(max(start, lower), upper)
     span = max(abs(x), 1.0)
@@ -381,8 +402,11 @@ def fit_flux_norm(
     if problem is None:
         return NormProfile(nan, nan, nan, nan, nan, nan, 0.0, 0.0, False, 0, "no bins")
     best, success, message, niter = minimize_norm(problem, lower, upper, start=1.0)
-    stat, _, hess = problem.reduce(best)
+    stat, grad, hess = problem.reduce(best)
     error = math.sqrt(2.0 / hess) if hess > 0 else nan
+    # no curvature (a minimum at a kink, all bins empty): the confidence bounds and root
+    # guesses use the distance over which the statistic rises by 1 along its slope
+    scale = error if math.isfinite(error) else (1.0 / abs(grad) if grad else nan)
     stat_null = problem.reduce(0.0)[0]
     result = NormProfile(
         norm=best,
@@ -398,15 +422,15 @@ def fit_flux_norm(
         message=message,
         n_ignored=problem.n_ignored,
     )
-    guess_error = error if math.isfinite(error) else max(abs(best), 1.0)
+    guess_error = scale if math.isfinite(scale) and scale > 0 else max(abs(best), 1.0)
     if errn_errp:
         target = stat + n_sigma**2
-        bound = _conf_bound(best, error, upper, +1)
+        bound = _conf_bound(best, scale, upper, +1)
         result.norm_errp = _root(problem, best, target, bound, best + n_sigma * guess_error) - best
-        bound = _conf_bound(best, error, lower, -1)
+        bound = _conf_bound(best, scale, lower, -1)
         result.norm_errn = best - _root(problem, best, target, bound, best - n_sigma * guess_error)
     if ul:
-        bound = _conf_bound(best, error, upper, +1)
+        bound = _conf_bound(best, scale, upper, +1)
         target = stat + n_sigma_ul**2
         result.norm_ul = _root(problem, best, target, bound, best + n_sigma_ul * guess_error)
     return result
