@@ -301,21 +301,8 @@ class WobbleRegionsFinder(_GammapyWobble):
     def run(self, region, center, exclusion_mask=None):
         """Find the off regions (gammapy's ``run``).
 
-        Parameters
-        ----------
-        region : `~regions.SkyRegion`
-            On region to rotate.
-        center : `~astropy.coordinates.SkyCoord`
-            Rotation centre (the pointing).
-        exclusion_mask : `~gammapy.maps.WcsNDMap`, optional
-            Exclusion mask (False = excluded).
-
-        Returns
-        -------
-        regions : list of `~regions.SkyRegion`
-            Off regions; none if two of them overlap (with gammapy's warning).
-        wcs : `~astropy.wcs.WCS`
-            WCS of the reference geometry.
+        Parameters and returns as :meth:`ReflectedRegionsFinder.run`; no regions if two
+        of them overlap (with gammapy's warning).
         """
         reason = _delegation_reason(region, exclusion_mask, ("circle", "point"))
         plan = None if reason else _get_plan(region, center, self.binsz)
