@@ -6,11 +6,12 @@ analysis of ``estimators/pks2155_hess_lc`` on its first four runs. 3D: the four
 Crab runs, one MapDataset each (Cash, FoV background), one bin per run and one
 bin over all four.
 
-gammapy's reference runs in the test with MINUIT at ``tol=1e-5`` (its default 0.1
-leaves the norm ~1e-3 relative from the minimum, which rtafast solves exactly):
+gammapy's reference runs in the test with the same (default) ``Fit``: rtafast replays
+its MIGRAD on the fast statistic (``rtafast.fit.migrad``). Measured on the 11 flare
+bins: norm 7.5e-11, norm_err 4.5e-8, errn/errp 2e-9, npred_excess 1.1e-7 relative.
 
-* norm: |Δ| <= 1e-4 x norm_err; norm_err, errn, errp, ul: 1e-3 relative;
-* TS, stat: 1e-4 absolute; stat_null, stat_scan: 1e-9 relative (no fit involved);
+* norm, npred: 1e-8 relative; norm_err, errn, errp, ul, npred_excess: 1e-6 relative;
+* TS, stat: 1e-10 relative + 1e-9 absolute; stat_null, stat_scan: 1e-9 relative;
 * counts equal; npred, npred_excess: 1e-3 relative;
 * geometries, dtypes, meta and GTI of every quantity equal gammapy's.
 """
@@ -19,7 +20,6 @@ import astropy.units as u
 import numpy as np
 import pytest
 from gammapy.estimators import LightCurveEstimator as GammapyLightCurveEstimator
-from gammapy.modeling import Fit
 
 from rtafast import dispatch
 from rtafast.estimators import LightCurveEstimator
@@ -27,11 +27,6 @@ from rtafast.estimators import LightCurveEstimator
 ENERGY_EDGES = [0.5, 7] * u.TeV
 SELECTION = ["errn-errp", "ul", "scan"]
 FLARE_RUNS = (33787, 33788, 33789, 33790)
-
-
-def tight_fit():
-    """gammapy's FluxPointsEstimator fit, MINUIT converged to tol 1e-5."""
-    return Fit(optimize_opts={"tol": 1e-5}, confidence_opts={"backend": "scipy"})
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,6 @@ def flare_gammapy(flare):
         source="pks2155",
         time_intervals=intervals,
         selection_optional=SELECTION,
-        fit=tight_fit(),
     )
     return estimator.run(datasets)
 
@@ -87,16 +81,13 @@ def assert_same_values(result, expected):
     def data(fp, name):
         return fp._data[name].data
 
-    norm, norm_expected = data(result, "norm"), data(expected, "norm")
-    norm_err = data(expected, "norm_err")
-    finite = np.isfinite(norm_err)
-    assert np.all(np.abs(norm - norm_expected)[finite] < 1e-4 * norm_err[finite])
-    np.testing.assert_array_equal(norm[~finite], norm_expected[~finite])
-    for name in ("norm_err", "norm_errn", "norm_errp", "norm_ul", "npred", "npred_excess"):
+    np.testing.assert_allclose(data(result, "norm"), data(expected, "norm"), rtol=1e-8)
+    np.testing.assert_allclose(data(result, "npred"), data(expected, "npred"), rtol=1e-8)
+    for name in ("norm_err", "norm_errn", "norm_errp", "norm_ul", "npred_excess"):
         if name in expected.available_quantities:
-            np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-3)
+            np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-6)
     for name in ("ts", "stat"):
-        np.testing.assert_allclose(data(result, name), data(expected, name), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(data(result, "stat_null"), data(expected, "stat_null"), rtol=1e-9)
     if "stat_scan" in expected.available_quantities:
         np.testing.assert_allclose(
@@ -164,7 +155,7 @@ def test_3d_map_datasets_match_gammapy(crab_3d):
         dispatch.reset()
         result = LightCurveEstimator(**kwargs, array_backend="numba").run(crab_3d)
         assert dispatch.counts() == {("LightCurveEstimator.run", "fast", None): 1}
-        expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(crab_3d)
+        expected = GammapyLightCurveEstimator(**kwargs).run(crab_3d)
         assert_same_structure(result, expected)
         assert_same_values(result, expected)
 
@@ -181,7 +172,7 @@ def test_stack_over_time_interval_matches_gammapy(flare):
     dispatch.reset()
     result = LightCurveEstimator(**kwargs).run(datasets)
     assert dispatch.counts() == {("LightCurveEstimator.run", "fast", None): 1}
-    expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(datasets)
+    expected = GammapyLightCurveEstimator(**kwargs).run(datasets)
     assert result._data["counts"].geom.axes["dataset"].center.tolist() == ["stacked"]
     assert_same_structure(result, expected)
     assert_same_values(result, expected)
@@ -219,7 +210,7 @@ def test_sensitivity_matches_gammapy(flare):
     dispatch.reset()
     result = LightCurveEstimator(**kwargs).run(datasets)
     assert dispatch.counts() == {("LightCurveEstimator.run", "fast", None): 1}
-    expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(datasets)
+    expected = GammapyLightCurveEstimator(**kwargs).run(datasets)
     assert_same_structure(result, expected)
     assert_same_values(result, expected)
     sensitivity = result._data["norm_sensitivity"].data
@@ -273,7 +264,7 @@ def test_energy_bin_outside_the_datasets_is_gammapy_nan_row(flare):
     dispatch.reset()
     result = LightCurveEstimator(**kwargs).run(datasets)
     assert dispatch.counts() == {("LightCurveEstimator.run", "fast", None): 1}
-    expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(datasets)
+    expected = GammapyLightCurveEstimator(**kwargs).run(datasets)
     assert np.isnan(result._data["norm"].data[:, 1]).all()
     assert_same_structure(result, expected)
     assert_same_values(result, expected)
@@ -305,7 +296,7 @@ def test_bin_without_livetime_is_gammapy_result(flare):
         selection_optional=SELECTION,
     )
     result = LightCurveEstimator(**kwargs).run(copies)
-    expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(copies)
+    expected = GammapyLightCurveEstimator(**kwargs).run(copies)
     assert not result.success.data[0].any()
     assert result._data["norm"].data[0].item() == 1.0  # the start value, as gammapy
     assert np.isnan(result._data["norm_err"].data[0]).all()
@@ -327,26 +318,25 @@ def test_bin_without_events_is_gammapy_result(flare):
         selection_optional=SELECTION,
     )
     """No on and no off events: the WStat statistic is V-shaped at norm 0 (slopes
-    ``2 sum s`` and ``-2 sum s / alpha``). gammapy's tight MIGRAD stops ~1e-10 from 0
-    (success False: its EDM test fails at a kink; True with the default tolerance);
-    rtafast returns norm 0 exactly, success True, norm_err NaN (no curvature; gammapy's
-    ~1e-4 is a finite-difference artefact), and gammapy's errn/errp/ul."""
+    ``2 sum s`` and ``-2 sum s / alpha``). rtafast replays gammapy's MIGRAD, which ends
+    within ~1e-7 of the kink (measured: rtafast -3e-16, gammapy 2.5e-8; at a kink
+    MIGRAD's finite differences make the last steps sensitive to rounding), success
+    True as gammapy; norm_err there is MIGRAD's finite-difference artefact (~1e-4,
+    6 % apart); errn/errp/ul (brentq on the profile) and the other bins agree as usual."""
     result = LightCurveEstimator(**kwargs).run(copies)
-    expected = GammapyLightCurveEstimator(**kwargs, fit=tight_fit()).run(copies)
+    expected = GammapyLightCurveEstimator(**kwargs).run(copies)
 
     def data(fp, name):
         return fp._data[name].data
 
-    assert data(result, "norm")[0].item() == 0.0
-    assert abs(data(expected, "norm")[0].item()) < 1e-8
-    assert np.isnan(data(result, "norm_err")[0]).all()
-    assert result.success.data.all()
-    np.testing.assert_array_equal(result.success.data[1:], expected.success.data[1:])
+    assert abs(data(result, "norm")[0].item()) < 1e-7
+    assert abs(data(expected, "norm")[0].item()) < 1e-7
+    np.testing.assert_allclose(data(result, "norm_err")[0], data(expected, "norm_err")[0], rtol=0.2)
+    np.testing.assert_array_equal(result.success.data, expected.success.data)
     for name in ("norm_errn", "norm_errp", "norm_ul"):
-        np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-3)
+        np.testing.assert_allclose(data(result, name), data(expected, name), rtol=1e-6)
     for name in ("ts", "stat"):
-        np.testing.assert_allclose(data(result, name), data(expected, name), atol=1e-4)
+        np.testing.assert_allclose(data(result, name), data(expected, name), atol=1e-6)
     np.testing.assert_allclose(data(result, "stat_null"), data(expected, "stat_null"), rtol=1e-9)
-    norm_err = data(expected, "norm_err")[1:]
-    assert np.all(np.abs(data(result, "norm")[1:] - data(expected, "norm")[1:]) < 1e-4 * norm_err)
-    np.testing.assert_allclose(data(result, "norm_err")[1:], norm_err, rtol=1e-3)
+    for name in ("norm", "norm_err"):
+        np.testing.assert_allclose(data(result, name)[1:], data(expected, name)[1:], rtol=1e-6)

@@ -52,6 +52,7 @@ class LightCurveOptions:
     scan: bool
     sensitivity: bool
     n_sigma_sensitivity: float
+    fit: object = None  # the estimator's gammapy Fit, replayed on the fast statistic
 
 
 def _energy_axes_aligned(datasets):
@@ -167,6 +168,7 @@ class LightCurveEstimator(GammapyLightCurveEstimator):
             scan="scan" in selection,
             sensitivity="sensitivity" in selection,
             n_sigma_sensitivity=self.n_sigma_sensitivity,
+            fit=self.fit,
         )
 
     def _time_gti(self, datasets):

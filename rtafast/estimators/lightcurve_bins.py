@@ -14,7 +14,8 @@ gammapy's ``estimate_flux_point`` returns (same keys and meaning).
 import numpy as np
 from gammapy.stats.fit_statistics import get_wstat_mu_bkg
 
-from ..fit.norm_profile import NormProfile, fit_flux_norm, stat_profile
+from ..fit.migrad import estimate_norm
+from ..fit.norm_profile import NormProfile, fit_flux_norm, norm_problem, stat_profile
 from .lightcurve_inputs import seconds_since
 from .lightcurve_sensitivity import norm_sensitivity
 
@@ -148,21 +149,14 @@ def energy_bin_row(arrays, energy_slice, reference, options, backend):
     pieces = _pieces(arrays, energy_slice)
     counts, signal = _joined(pieces, "counts"), _joined(pieces, "signal")
     inputs = _statistic_inputs(pieces, wstat)
+    parameter = None
     if counts.size > 0 and not np.any(signal):
         fit = _unconstrained(counts, signal, inputs, backend, options.norm.value)
-    else:
-        fit = fit_flux_norm(
-            counts,
-            signal,
-            **inputs,
-            array_backend=backend,
-            n_sigma=options.n_sigma,
-            n_sigma_ul=options.n_sigma_ul,
-            norm_min=options.norm_min,
-            norm_max=options.norm_max,
-            errn_errp=options.errn_errp,
-            ul=options.ul,
-        )
+    elif counts.size > 0:
+        problem = norm_problem(counts, signal, **inputs, backend=backend)
+        fit, parameter = estimate_norm(problem, options.fit, options.norm, options)
+    else:  # no fitted bin: gammapy's result without a fit
+        fit = fit_flux_norm(counts, signal, **inputs, array_backend=backend)
     contributes = counts.size > 0
     norm = fit.norm
     row = dict(reference)
@@ -175,7 +169,11 @@ def energy_bin_row(arrays, energy_slice, reference, options, backend):
     if options.ul:
         row["norm_ul"] = fit.norm_ul
     if options.scan:
-        values = scan_values(options.norm, norm, fit.norm_err, options.n_sigma)
+        values = (
+            parameter.scan_values
+            if parameter is not None
+            else scan_values(options.norm, norm, fit.norm_err, options.n_sigma)
+        )
         stats = (
             stat_profile(counts, signal, values, **inputs, array_backend=backend)
             if contributes
@@ -185,7 +183,8 @@ def energy_bin_row(arrays, energy_slice, reference, options, backend):
     if options.sensitivity:
         row["norm_sensitivity"] = np.nan
         if contributes and fit.message != UNCONSTRAINED:
-            parameter = fitted_norm(options.norm, norm, fit.norm_err, options.n_sigma)
+            if parameter is None:
+                parameter = fitted_norm(options.norm, norm, fit.norm_err, options.n_sigma)
             row["norm_sensitivity"] = norm_sensitivity(
                 counts, signal, inputs, parameter, options.n_sigma_sensitivity
             )

@@ -77,19 +77,7 @@ MISSING_DATA = {
 }
 
 #: test function name -> why it fails with rtafast (measured).
-KNOWN_FAILURES: dict[str, str] = {
-    # gammapy/estimators/points/tests/test_lightcurve.py
-    "test_lightcurve_estimator_spectrum_datasets_largerbin": (
-        "asserts MINUIT's norm 0.909646 at rtol 1e-5 (default tol 0.1); rtafast's "
-        "LightCurveEstimator solves the exact minimum, 0.909410 (2.6e-4 relative, 0.006 "
-        "sigma; the same test's stat agrees at 1e-5 and gammapy at tol=1e-5 gives 0.909410)"
-    ),
-    "test_dataset_stat_type": (
-        "asserts FluxPointsDataset 'distrib' and 'chi2' statistics of MINUIT's tol-0.1 light "
-        "curve (5.824218, 6.014128) at rtol 1e-5; rtafast (exact minimum): 5.825241, 6.015205; "
-        "gammapy at tol=1e-5: 5.825330, 6.015307 ('profile', from stat_scan, agrees at 1e-7)"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 #: reason code -> why the fast path cannot apply.
 DELEGATIONS = {
