@@ -288,3 +288,87 @@ def test_parallel_blocks_equal_serial(runs):
     counter.add(big)
     np.testing.assert_array_equal(counter.counts_on, times * run["gammapy"][0])
     np.testing.assert_array_equal(counter.counts_off, times * run["gammapy"][1])
+
+
+def _random_wcs(rng, frame):
+    """A TAN WCS with square (possibly rotated, flipped) pixels, random pointing."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    names = {"icrs": ("RA---TAN", "DEC--TAN"), "galactic": ("GLON-TAN", "GLAT-TAN")}
+    wcs.wcs.ctype = names[frame]
+    wcs.wcs.crval = [rng.uniform(0, 360), rng.uniform(-75, 75)]
+    wcs.wcs.crpix = rng.uniform(-200, 200, size=2)
+    step = rng.uniform(0.005, 0.05)
+    wcs.wcs.cdelt = [-step, step] if rng.random() < 0.8 else [step, step]
+    angle = rng.uniform(0, 2 * np.pi) if rng.random() < 0.5 else 0.0
+    wcs.wcs.pc = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    wcs.wcs.set()
+    return wcs
+
+
+@pytest.mark.parametrize("wcs_frame", ["icrs", "galactic"])
+@pytest.mark.parametrize("region_frame", ["icrs", "galactic"])
+def test_vectorised_pixel_circles_equal_regions(wcs_frame, region_frame):
+    """``wcsarrays`` (wcslib on arrays) against regions' per-region ``to_pixel`` and
+    astropy's ``pixel_to_world``; the screens' radii against footprints mapped by astropy."""
+    from rtafast.onoff import circles, wcsarrays
+
+    rng = np.random.default_rng(12 + len(wcs_frame) + 3 * len(region_frame))
+    for _ in range(8):
+        wcs = _random_wcs(rng, wcs_frame)
+        tangent = wcs.pixel_to_world(*wcs.wcs.crpix - 1).transform_to(region_frame)
+        n = 15
+        centres = tangent.directional_offset_by(
+            rng.uniform(0, 360, n) * u.deg, rng.uniform(0, 4, n) * u.deg
+        )
+        regions = [CircleSkyRegion(c, rng.uniform(0.02, 1.0) * u.deg) for c in centres]
+        _, _, _, cx, cy, r_pix = wcsarrays.pixel_circles(regions, wcs)
+        theirs = [r.to_pixel(wcs) for r in regions]
+        np.testing.assert_allclose(cx, [t.center.x for t in theirs], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(cy, [t.center.y for t in theirs], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(r_pix, [t.radius for t in theirs], rtol=1e-13)
+        x, y = rng.uniform(-300, 300, size=(2, 5, 40))
+        ra, dec = wcsarrays.pixels_to_icrs(wcs, x, y)
+        expected = wcs.pixel_to_world(x, y).icrs
+        np.testing.assert_allclose(ra, expected.ra.deg, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(dec, expected.dec.deg, rtol=0, atol=1e-9)
+        # the screens' radii (kernel's circle mapped with numpy) against the footprint
+        # edges mapped by astropy (720 points, the previous compilation)
+        rows = circles.circle_rows(regions, wcs, {"exact": 1e-8})["exact"]
+        phi = np.linspace(0, 2 * np.pi, 721)[:-1]
+        cxt = np.array([t.center.x for t in theirs])[:, None]
+        cyt = np.array([t.center.y for t in theirs])[:, None]
+        rt = np.array([t.radius for t in theirs])[:, None]
+        edge = wcs.pixel_to_world(cxt + rt * np.cos(phi), cyt + rt * np.sin(phi)).icrs
+        dx = ((edge.ra.deg - rows[:, el.C_OFF, None] + 180) % 360 - 180) * rows[:, el.C_COS, None]
+        dist = np.hypot(dx, edge.dec.deg - rows[:, el.C_DEC, None])
+        r_out, r_in2 = rows[:, el.C_ROUT], rows[:, el.C_RIN2]
+        near, far = dist.min(axis=1), dist.max(axis=1)
+        polar = r_out == 180
+        assert np.all(r_out[~polar] >= far[~polar] * 1.001)
+        assert np.all(r_out[~polar] <= far[~polar] * 1.003 + 2e-7)
+        assert np.all(r_in2[~polar] <= (near[~polar] * 0.999) ** 2)
+        assert np.all(r_in2[~polar] >= (near[~polar] * 0.997 - 2e-7) ** 2)
+
+
+def test_wcslib_failures_are_circle_problems():
+    """A WCS with distortions, or a circle wcslib cannot project: CircleProblem (named)."""
+    from astropy.wcs import WCS, Sip
+
+    from rtafast.onoff import circles, wcsarrays
+
+    wcs = _random_wcs(np.random.default_rng(1), "icrs")
+    centre = wcs.pixel_to_world(*wcs.wcs.crpix - 1)
+    behind = CircleSkyRegion(SkyCoord(centre.ra + 180 * u.deg, -centre.dec), 0.1 * u.deg)
+    with pytest.raises(CircleProblem, match="wcslib"):
+        circles.circle_rows([behind], wcs, {"exact": 1e-8})
+    sip = WCS(naxis=2)
+    sip.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    sip.wcs.cdelt = [-0.01, 0.01]
+    sip.sip = Sip(np.zeros((3, 3)) + 1e-6, np.zeros((3, 3)), None, None, [0, 0])
+    sip.wcs.set()
+    with pytest.raises(CircleProblem, match="not TAN"):
+        circles.circle_rows([CircleSkyRegion(centre, 0.1 * u.deg)], sip, {"exact": 1e-8})
+    with pytest.raises(wcsarrays.WcsProblem, match="distortions"):
+        wcsarrays.pixel_circles([CircleSkyRegion(centre, 0.1 * u.deg)], sip)

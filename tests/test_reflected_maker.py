@@ -130,3 +130,21 @@ def test_cached_finder_sees_an_edited_exclusion_mask(cases):
     np.testing.assert_array_equal(
         wider.run(dataset, observation).counts_off.data, theirs.counts_off.data
     )
+
+
+def test_default_finders_are_independent_copies():
+    """The default finder is a copy of one prototype: gammapy's settings, its own object."""
+    from gammapy.makers import ReflectedRegionsFinder as GammapyFinder
+
+    first, second = ReflectedRegionsBackgroundMaker(), ReflectedRegionsBackgroundMaker()
+    assert first.region_finder is not second.region_finder
+    reference = GammapyFinder()
+    for finder in (first.region_finder, second.region_finder):
+        assert set(vars(finder)) == set(vars(reference))
+        for name, value in vars(reference).items():
+            assert np.all(getattr(finder, name) == value), name
+    first.region_finder.max_region_number = 3
+    assert second.region_finder.max_region_number == 10000
+    custom = ReflectedRegionsBackgroundMaker(min_distance="0.3 rad")
+    assert custom.region_finder.min_distance == Angle("0.3 rad")
+    assert ReflectedRegionsBackgroundMaker().region_finder.min_distance == Angle("0 rad")

@@ -45,8 +45,10 @@ __all__ = [
     "MAX_OFFSET_DEG",
     "ROUNDING_MARGIN",
     "SAMPLING_MARGIN",
+    "basis",
     "plane_coordinates",
     "screen_params",
+    "screen_params_bands",
 ]
 
 S_ON = 0  # 1: screen the events; 0: every event takes the exact path
@@ -81,36 +83,50 @@ def _unit(ra_deg, dec_deg):
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
 
 
+def _cross(a, b):
+    """``np.cross`` of (..., 3) arrays, without its axis bookkeeping (a hot path)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def plane_coordinates(v, ra0, dec0):
-    """Gnomonic coordinates (rad) at ``(ra0, dec0)`` (deg) of vectors ``v`` (..., 3)."""
+    """Gnomonic coordinates (rad) at ``(ra0, dec0)`` (deg) of vectors ``v`` (..., 3).
+
+    Ratios of components: ``v`` need not be unit vectors (any positive length).
+    """
     p = _unit(ra0, dec0)
     east = np.array([-math.sin(ra0 * _D2R), math.cos(ra0 * _D2R), 0.0])
-    north = np.cross(p, east)
+    north = _cross(p, east)
     d = v @ p
     return (v @ east) / d, (v @ north) / d
 
 
-def _basis(p):
+def basis(p):
     """Two unit vectors orthogonal to ``p`` (n, 3) and to each other."""
     helper = np.where(np.abs(p[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-    e1 = np.cross(p, helper)
-    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    return e1, np.cross(p, e1)
+    e1 = _cross(p, helper)
+    e1 /= np.sqrt((e1 * e1).sum(axis=1, keepdims=True))
+    return e1, _cross(p, e1)
 
 
-def _edge_distances(rows, radius, ra0, dec0, xk, yk):
-    """Nearest and farthest distance (rad, reference plane) of each circle's edge."""
+_PHI = np.linspace(0.0, 2 * np.pi, _N_EDGE, endpoint=False)
+_COS, _SIN = np.cos(_PHI), np.sin(_PHI)
+
+
+def _edge_distances(rows, radii, ra0, dec0, xk, yk):
+    """Nearest and farthest distance (rad, reference plane) of circles' edges.
+
+    ``radii`` (k, n): k edges per circle (e.g. the inner and outer ambiguity edges);
+    returns two (k, n) arrays.
+    """
     p, c = rows[:, el.C_P : el.C_P + 3], rows[:, el.C_C : el.C_C + 3]
-    e1, e2 = _basis(p)
-    phi = np.linspace(0.0, 2 * np.pi, _N_EDGE, endpoint=False)
-    w = (
-        c[:, None, :]
-        + radius[:, None, None] * np.cos(phi)[None, :, None] * e1[:, None, :]
-        + radius[:, None, None] * np.sin(phi)[None, :, None] * e2[:, None, :]
-    )
-    x, y = plane_coordinates(w / np.linalg.norm(w, axis=2, keepdims=True), ra0, dec0)
-    dist = np.hypot(x - xk[:, None], y - yk[:, None])
-    return dist.min(axis=1), dist.max(axis=1)
+    e1, e2 = basis(p)
+    ring = e1[:, None, :] * _COS[None, :, None] + e2[:, None, :] * _SIN[None, :, None]
+    w = c[None, :, None, :] + radii[:, :, None, None] * ring[None]  # (k, n, N_EDGE, 3)
+    x, y = plane_coordinates(w, ra0, dec0)  # ratios: w need not be normalised
+    dist = np.hypot(x - xk[None, :, None], y - yk[None, :, None])
+    return dist.min(axis=-1), dist.max(axis=-1)
 
 
 def screen_params(circles, bounds):
@@ -127,10 +143,39 @@ def screen_params(circles, bounds):
     -------
     ndarray of float64, shape (HEADER_SIZE + 4 n_circles,)
     """
-    rows = np.asarray(circles, dtype=np.float64).T
+    return screen_params_bands([circles], bounds)[0]
+
+
+_GEOMETRY = [*range(el.C_P, el.C_P + 3), *range(el.C_C, el.C_C + 3), el.C_R2]
+
+
+def screen_params_bands(circles_list, bounds):
+    """:func:`screen_params` of several versions of the same circles at once.
+
+    The versions (e.g. one per ambiguity band) share their geometry (tangent points,
+    centres, radii) and differ in their band (``C_TOL``): the edges of every band are
+    mapped in one pass. Versions with another geometry are screened one by one.
+
+    Parameters
+    ----------
+    circles_list : list of ndarray, shape (CIRCLE_SIZE, n_circles)
+    bounds : ndarray, shape (BOUNDS_SIZE,)
+
+    Returns
+    -------
+    list of ndarray of float64, shape (HEADER_SIZE + 4 n_circles,)
+    """
+    rows_list = [np.asarray(c, dtype=np.float64).T for c in circles_list]
+    rows = rows_list[0]
+    if any(
+        r.shape != rows.shape or not np.array_equal(r[:, _GEOMETRY], rows[:, _GEOMETRY])
+        for r in rows_list[1:]
+    ):
+        return [screen_params_bands([c], bounds)[0] for c in circles_list]
     empty = np.zeros(HEADER_SIZE + FIELDS * rows.shape[0])  # S_ON = 0
-    if rows.shape[0] > MAX_CIRCLES or not np.all(np.isfinite(rows)):
-        return empty
+    usable = [r.shape[0] <= MAX_CIRCLES and bool(np.all(np.isfinite(r))) for r in rows_list]
+    if not any(usable):
+        return [empty for _ in rows_list]
     # reference: the last circle's tangent point (the off regions' WCS: the pointing)
     p = rows[-1, el.C_P : el.C_P + 3]
     ra0 = round(math.degrees(math.atan2(p[1], p[0])) % 360.0 * 2.0**14) / 2.0**14 % 360.0
@@ -142,22 +187,33 @@ def screen_params(circles, bounds):
     half_height = max(abs(dec_hi - dec0), abs(dec0 - dec_lo)) + 1e-3
     polar = max(abs(dec_lo), abs(dec_hi), abs(dec0)) > MAX_DEC
     if polar or hw >= 90.0 or max(half_width, half_height) > MAX_OFFSET_DEG:
-        return empty
+        return [empty for _ in rows_list]
     centre = rows[:, el.C_C : el.C_C + 3]
     xk, yk = plane_coordinates(centre / np.linalg.norm(centre, axis=1, keepdims=True), ra0, dec0)
-    r2, tol = rows[:, el.C_R2], rows[:, el.C_TOL]
-    near, _ = _edge_distances(rows, np.sqrt(np.maximum(r2 - tol, 0.0)), ra0, dec0, xk, yk)
-    _, far = _edge_distances(rows, np.sqrt(r2 + tol), ra0, dec0, xk, yk)
+    r2 = rows[:, el.C_R2]
+    radii = []
+    for r in rows_list:
+        tol = r[:, el.C_TOL]
+        radii += [np.sqrt(np.maximum(r2 - tol, 0.0)), np.sqrt(r2 + tol)]
+    nearest, farthest = _edge_distances(rows, np.stack(radii), ra0, dec0, xk, yk)
+    header = np.zeros(HEADER_SIZE)
+    header[S_ON] = 1.0
+    header[S_RA0], header[S_DEC0] = ra0, dec0
+    header[S_SIN0], header[S_COS0] = math.sin(dec0 * _D2R), math.cos(dec0 * _D2R)
+    header[S_HA], header[S_HB] = half_width * _D2R, half_height * _D2R
+    out = []
+    for k, ok in enumerate(usable):
+        near, far = nearest[2 * k], farthest[2 * k + 1]
+        out.append(_packed(header, xk, yk, near, far) if ok else empty)
+    return out
+
+
+def _packed(header, xk, yk, near, far):
     slack = ROUNDING_MARGIN + RELATIVE_ROUNDING * (np.abs(xk) + np.abs(yk) + far)
     r_in = np.maximum(near * (1 - SAMPLING_MARGIN) - slack, 0.0)
     r_out = far * (1 + SAMPLING_MARGIN) + slack
     r_in2 = np.nextafter(np.float32(r_in**2), np.float32(0)).astype(np.float64)
     r_in2 = np.where(r_in > 0, r_in2, -1.0)  # no inside when the circle is in the band
     r_out2 = np.nextafter(np.float32(r_out**2), np.float32(np.inf)).astype(np.float64)
-    header = np.zeros(HEADER_SIZE)
-    header[S_ON] = 1.0
-    header[S_RA0], header[S_DEC0] = ra0, dec0
-    header[S_SIN0], header[S_COS0] = math.sin(dec0 * _D2R), math.cos(dec0 * _D2R)
-    header[S_HA], header[S_HB] = half_width * _D2R, half_height * _D2R
     per_circle = np.stack([xk, yk, r_in2, r_out2], axis=1)
     return np.concatenate([header, per_circle.ravel()])

@@ -109,6 +109,7 @@ class OnOffCounter:
         self._bounds = upload(self.bounds)
         self._edges = upload(np.asarray(self.axis.edges.value, dtype=np.float64))
         self._etol = {}
+        self._native = {}  # column dtypes -> their native-byte-order dtypes
         self._energy_unit = None
         self.exact = ExactCounter(self.regions, self.wcss, self.axis)
         self.n_off_regions = len(off_regions)
@@ -186,12 +187,16 @@ class OnOffCounter:
             if unit is None or unit != self.axis.unit:
                 return event_columns(events, self.axis.unit)
             self._energy_unit = unit
-        arrays = [np.asarray(c) for c in (ra, dec, energy)]
-        if any(a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8) for a in arrays):
-            return event_columns(events, self.axis.unit)
+        ra, dec, energy = np.asarray(ra), np.asarray(dec), np.asarray(energy)
+        kinds = (ra.dtype, dec.dtype, energy.dtype)
+        native = self._native.get(kinds)
+        if native is None:
+            if any(k.kind != "f" or k.itemsize not in (4, 8) for k in kinds):
+                return event_columns(events, self.axis.unit)
+            native = self._native.setdefault(kinds, tuple(k.newbyteorder("=") for k in kinds))
         ra, dec, energy = (
-            a if a.dtype.isnative and a.flags.c_contiguous else a.astype(a.dtype.newbyteorder("="))
-            for a in arrays
+            a if a.dtype.isnative and a.flags.c_contiguous else a.astype(kind)
+            for a, kind in zip((ra, dec, energy), native, strict=True)
         )
         return wrap_longitudes(ra), dec, energy
 
