@@ -238,7 +238,7 @@ def _warmup(args):
     )
 
     def report(step, seconds):
-        print(f"  {step:<14} {seconds:7.1f} s", flush=True)
+        print(f"  {step:<16} {seconds:7.1f} s", flush=True)
 
     times = warmup(backend.name, report=report)
     print(f"done in {sum(times.values()):.1f} s; later processes load the kernels from the cache")

@@ -18,7 +18,14 @@ import numpy as np
 __all__ = ["WARMUP_STEPS", "warmup"]
 
 #: The steps of :func:`warmup`, in order.
-WARMUP_STEPS = ("simulate", "bin events", "flux-only fit", "TS map", "excess map")
+WARMUP_STEPS = (
+    "simulate",
+    "bin events",
+    "flux-only fit",
+    "TS map",
+    "excess map",
+    "on/off and ring",
+)
 
 
 def _tiny_dataset():
@@ -76,6 +83,38 @@ def _excess_map(dataset, backend):
     ExcessMapEstimator(correlation_radius=0.1 * u.deg, array_backend=backend).run(dataset)
 
 
+def _onoff_and_ring(dataset, backend):
+    """On/off counts (*regions*), the one-norm WStat fit (*wstat*), the ring (*convolution*)."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+    from regions import CircleSkyRegion
+
+    from rtafast.fit.norm_profile import fit_flux_norm
+    from rtafast.makers import RingBackgroundMaker
+    from rtafast.onoff.counter import OnOffCounter
+
+    center = dataset.counts.geom.center_skydir.icrs
+    rng = np.random.default_rng(1)
+    n = 100_000  # above the parallel threshold
+    events = Table(
+        {
+            "RA": (center.ra.deg + rng.normal(0, 0.3, n)).astype(np.float32),
+            "DEC": (center.dec.deg + rng.normal(0, 0.3, n)).astype(np.float32),
+            "ENERGY": (10 ** rng.uniform(0, 1, n)).astype(np.float32),
+        }
+    )
+    events["RA"].unit, events["DEC"].unit, events["ENERGY"].unit = "deg", "deg", "TeV"
+    off_centre = SkyCoord(center.ra.deg + 0.5, center.dec.deg, unit="deg")
+    on, off = CircleSkyRegion(center, 0.1 * u.deg), CircleSkyRegion(off_centre, 0.1 * u.deg)
+    axis = dataset.counts.geom.axes["energy"]
+    OnOffCounter(on, [off], axis, array_backend=backend).add(events)
+    counts = rng.poisson(3.0, 64).astype(float)
+    fit_flux_norm(
+        counts, np.full(64, 0.5), counts_off=counts, alpha=np.full(64, 0.2), array_backend=backend
+    )
+    RingBackgroundMaker(r_in=0.1 * u.deg, width=0.1 * u.deg, array_backend=backend).run(dataset)
+
+
 def warmup(array_backend=None, report=None):
     """Run every kernel family once so that numba compiles (or loads) it now.
 
@@ -106,6 +145,7 @@ def warmup(array_backend=None, report=None):
                 "flux-only fit": _fit,
                 "TS map": _ts_map,
                 "excess map": _excess_map,
+                "on/off and ring": _onoff_and_ring,
             }[step](dataset, backend)
         times[step] = time.perf_counter() - start
         if report is not None:
