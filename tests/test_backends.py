@@ -63,14 +63,14 @@ def test_cli_info(capsys):
 
 def test_cli_error_is_one_line_without_traceback(monkeypatch, capsys):
     monkeypatch.setenv("RTAFAST_BACKEND", "nope")
-    assert main(["demo", "--repeat", "0"]) == 2
+    assert main(["compare", "--repeat", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rtafast: error: unknown rtafast backend 'nope' (from $RTAFAST_BACKEND)")
     assert "Traceback" not in err
 
 
-def test_cli_demo_runs(capsys):
-    assert main(["demo", "--repeat", "1", "--livetime", "10 min"]) == 0
+def test_cli_compare_runs(capsys):
+    assert main(["compare", "--repeat", "1", "--livetime", "10 min"]) == 0
     out = capsys.readouterr().out
     assert "gammapy Fit" in out and "rtafast Fit" in out and "TS =" in out
 

@@ -304,13 +304,13 @@ def test_cli_missing_data_is_a_user_error(monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["demo", "--livetime", "3 parsec"], "argument --livetime: '3 parsec' is not a duration"),
-        (["demo", "--livetime", "-5 min"], "argument --livetime: '-5 min': a duration must be"),
-        (["demo", "--amplitude", "1e-12"], "argument --amplitude: '1e-12' is not a differential"),
-        (["demo", "--repeat", "-1"], "argument --repeat: '-1' is negative"),
-        (["demo", "--seed", "x"], "argument --seed: 'x' is not an integer"),
-        (["demo", "--backend", "opencl"], "argument --backend: unknown backend 'opencl'"),
-        (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+        (["compare", "--livetime", "3 parsec"], "argument --livetime: '3 parsec' is not a duration"),
+        (["compare", "--livetime", "-5 min"], "argument --livetime: '-5 min': a duration must be"),
+        (["compare", "--amplitude", "1e-12"], "argument --amplitude: '1e-12' is not a differential"),
+        (["compare", "--repeat", "-1"], "argument --repeat: '-1' is negative"),
+        (["compare", "--seed", "x"], "argument --seed: 'x' is not an integer"),
+        (["compare", "--backend", "opencl"], "argument --backend: unknown backend 'opencl'"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     ],
 )
 def test_cli_bad_arguments_are_one_line(capsys, args, expected):
