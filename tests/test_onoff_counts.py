@@ -372,3 +372,30 @@ def test_wcslib_failures_are_circle_problems():
         circles.circle_rows([CircleSkyRegion(centre, 0.1 * u.deg)], sip, {"exact": 1e-8})
     with pytest.raises(wcsarrays.WcsProblem, match="distortions"):
         wcsarrays.pixel_circles([CircleSkyRegion(centre, 0.1 * u.deg)], sip)
+
+
+@pytest.mark.parametrize(
+    ("projection", "frame", "center"),
+    [("CAR", "icrs", (83.6, 22.0)), ("TAN", "galactic", (184.5, -5.8)),
+     ("TAN", "icrs", (10.0, 88.5)), ("CAR", "icrs", (359.9, -30.0))],
+)
+def test_region_masks_are_gammapys(projection, frame, center):
+    """The vectorised circle masks select the pixels gammapy's ``region_mask`` does, in
+    both frames, near the pole and across RA 0; other shapes go through gammapy."""
+    from rtafast.onoff.maps import region_masks
+
+    rng = np.random.default_rng(7)
+    geom = WcsGeom.create(skydir=center, binsz=0.02, width=5, proj=projection, frame=frame)
+    middle = geom.center_skydir.icrs
+    regions = [
+        CircleSkyRegion(
+            middle.directional_offset_by(rng.uniform(0, 360) * u.deg, rng.uniform(0, 3.2) * u.deg),
+            rng.uniform(0.05, 0.4) * u.deg,
+        )
+        for _ in range(30)
+    ]
+    regions.append(RectangleSkyRegion(middle, 0.3 * u.deg, 0.2 * u.deg))
+    masks = region_masks(geom, regions)
+    assert sum(mask.sum() for mask in masks) > 1000
+    for mask, region in zip(masks, regions, strict=True):
+        np.testing.assert_array_equal(mask, geom.region_mask([region]).data)

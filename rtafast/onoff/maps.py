@@ -6,12 +6,60 @@ the map's own WCS). :class:`MapRegionCounter` takes those masks once per geometr
 sums the pixels on the backend for every new cube (e.g. each window of a stream).
 """
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
 from gammapy.maps import WcsGeom
+from regions import CircleSkyRegion
 
 from rtafast_kernels import resolve_backend
 
-__all__ = ["MapRegionCounter", "counts_in_regions"]
+__all__ = ["MapRegionCounter", "counts_in_regions", "region_masks"]
+
+#: The offset ``regions`` takes to measure the pixel scale at a position (its default).
+_SCALE_OFFSET = 1 * u.arcsec
+
+
+def region_masks(image, regions):
+    """gammapy's ``image.region_mask([region])`` of every region, as 2D bool arrays.
+
+    Circles take the arithmetic of ``regions``' ``CircleSkyRegion.to_pixel`` (pixel
+    centre and the pixel scale northwards over 1 arcsec at the centre) for all centres
+    at once, and test the pixels of their bounding box only (``hypot < radius``, as
+    ``CirclePixelRegion.contains``): ~0.3 ms per circle against gammapy's ~5 ms. Other
+    shapes go through gammapy.
+    """
+    masks = [None] * len(regions)
+    circles = [k for k, region in enumerate(regions) if type(region) is CircleSkyRegion]
+    if circles:
+        found = _circle_masks(image, [regions[k] for k in circles])
+        for k, mask in zip(circles, found, strict=True):
+            masks[k] = mask
+    for k, region in enumerate(regions):
+        if masks[k] is None:
+            masks[k] = image.region_mask([region]).data
+    return masks
+
+
+def _circle_masks(image, circles):
+    wcs = image.wcs
+    centers = SkyCoord([circle.center for circle in circles])
+    x, y = wcs.world_to_pixel(centers)
+    x_north, y_north = wcs.world_to_pixel(centers.directional_offset_by(0.0, _SCALE_OFFSET))
+    scale = _SCALE_OFFSET.to_value(u.arcsec) / np.hypot(x_north - x, y_north - y)
+    ny, nx = image.data_shape[-2:]
+    masks = []
+    for k, circle in enumerate(circles):
+        radius = circle.radius.to_value(u.arcsec) / scale[k]
+        mask = np.zeros((ny, nx), bool)
+        lo_x, hi_x = max(int(np.floor(x[k] - radius)), 0), min(int(np.ceil(x[k] + radius)) + 1, nx)
+        lo_y, hi_y = max(int(np.floor(y[k] - radius)), 0), min(int(np.ceil(y[k] + radius)) + 1, ny)
+        if lo_x < hi_x and lo_y < hi_y:
+            xs = np.arange(lo_x, hi_x, dtype=float)
+            ys = np.arange(lo_y, hi_y, dtype=float)[:, None]
+            mask[lo_y:hi_y, lo_x:hi_x] = np.hypot(x[k] - xs, y[k] - ys) < radius
+        masks.append(mask)
+    return masks
 
 
 class MapRegionCounter:
@@ -48,8 +96,9 @@ class MapRegionCounter:
         self.backend = resolve_backend(array_backend)
         image = geom.to_image()
         masks = []
-        for k, region in enumerate([on_region, *off_regions]):
-            mask = image.region_mask([region]).data
+        regions = [on_region, *off_regions]
+        for k, mask in enumerate(region_masks(image, regions)):
+            region = regions[k]
             if not mask.any():
                 name = "the on region" if k == 0 else f"off region {k - 1}"
                 raise ValueError(f"{name} ({region}) contains no pixel centre of the map")
