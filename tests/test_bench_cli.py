@@ -304,9 +304,9 @@ def test_cli_missing_data_is_a_user_error(monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["compare", "--livetime", "3 parsec"], "argument --livetime: '3 parsec' is not a duration"),
+        (["compare", "--livetime", "3 parsec"], "argument --livetime: '3 parsec' is not a"),
         (["compare", "--livetime", "-5 min"], "argument --livetime: '-5 min': a duration must be"),
-        (["compare", "--amplitude", "1e-12"], "argument --amplitude: '1e-12' is not a differential"),
+        (["compare", "--amplitude", "1e-12"], "argument --amplitude: '1e-12' is not a"),
         (["compare", "--repeat", "-1"], "argument --repeat: '-1' is negative"),
         (["compare", "--seed", "x"], "argument --seed: 'x' is not an integer"),
         (["compare", "--backend", "opencl"], "argument --backend: unknown backend 'opencl'"),

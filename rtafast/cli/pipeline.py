@@ -115,7 +115,7 @@ def run_config(args):
 def _load(path, overrides):
     from rtafast.pipeline.config import load_config
 
-    return load_config(path, overrides)
+    return load_config(path, overrides, require_input=True)
 
 
 def run_run(args):
@@ -125,8 +125,6 @@ def run_run(args):
 
     config = _load(args.path, args.overrides)  # every key checked before any work
     pipeline = AlertPipeline(config, args.outdir, progress=not args.no_progress)
-    for line in pipeline.prepare():
-        print(line)
     summary = pipeline.run()
     print_report(summary, pipeline, profile=args.profile)
     return 0
