@@ -381,6 +381,12 @@ class SelectionConfig(_Section):
     roi_radius: OptionalAngle = Field(
         None, description="drop events farther than this from the map centre (angle); null: none"
     )
+    offset_max: OptionalAngle = Field(
+        "2.5 deg",
+        description="safe mask: map pixels farther than this from the pointing are left out "
+        "of detection, fit and photometry (gammapy's SafeMaskMaker offset-max; the IRFs' "
+        "background is not trusted beyond it) (angle); null: the whole map",
+    )
     time_start: OptionalRelativeTime = Field(
         None, description="first event time, after the trigger (time); null: from the start"
     )
@@ -446,6 +452,11 @@ class StreamConfig(_Section):
     )
     start_delay: NonNegativeDuration = Field(
         "0 s", description="events before trigger_time + start_delay are not analysed (time)"
+    )
+    per_observation: bool = Field(
+        True,
+        description="windows start again with each observation (run), as RTA-SCI analyses "
+        "each observation; false: windows span observations (stacked)",
     )
 
     _as_lists = field_validator("windows", mode="before")(_as_list)

@@ -8,7 +8,14 @@ window: detects and localises candidates (:mod:`rtafast.pipeline.detect`), fits
 their flux and measures their on/off photometry (:mod:`rtafast.pipeline.measure`),
 measures the target too when the config names its position, writes one results row
 per window and source and, for a source above the alert threshold, an alert
-(initial or update, :mod:`rtafast.pipeline.alerts`). Every stage of every window is
+(initial or update, :mod:`rtafast.pipeline.alerts`). A blind candidate within
+``detection.min_separation`` of the configured target is the target: its row is
+written with its localisation and detection significance only (no fit, no
+photometry: those are the target's row, at the catalogue position, which raises the
+alerts). With
+``stream.per_observation`` (the default) the windows start again with each
+observation, as RTA-SCI analyses each run; pixels beyond ``selection.offset_max`` of
+the pointing are outside the safe mask. Every stage of every window is
 timed (:mod:`rtafast.pipeline.latency`).
 
 Time to alert: the wall time from the moment a bunch is handed to the pipeline (the
@@ -19,6 +26,10 @@ window's latency is the same span for every window, alert or not.
 import logging
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.coordinates import angular_separation
+from gammapy.makers import SafeMaskMaker
 
 from rtafast_kernels import resolve_backend
 
@@ -88,19 +99,43 @@ class RunSummary:
 
 
 class _Stream:
-    """One configured window kind (cumulative or sliding) and its accumulator."""
+    """One configured window kind (cumulative or sliding) and its accumulator (a new one
+    for each observation with ``stream.per_observation``)."""
 
     def __init__(self, kind, geom, config, backend):
-        duration = config.stream.sliding_duration if kind == "sliding" else None
         self.kind = kind
-        self.accumulator = BunchAccumulator(
-            geom,
+        self.geom = geom
+        self.config = config
+        self.backend = backend
+        self.accumulator = None
+        self.runid = None
+        self.index = 0
+
+    def add(self, bunch):
+        """Add a bunch; returns the current window."""
+        if self.accumulator is None or (
+            self.config.stream.per_observation and bunch.runid != self.runid
+        ):
+            self.accumulator = self._accumulator()
+        self.runid = bunch.runid
+        self.accumulator.add(bunch.events, bunch.observation, (bunch.start, bunch.stop))
+        return self.accumulator.current_window()
+
+    def _accumulator(self):
+        config = self.config
+        duration = config.stream.sliding_duration if self.kind == "sliding" else None
+        offset_max = config.selection.offset_max
+        safe = None
+        if offset_max is not None:
+            safe = SafeMaskMaker(methods=["offset-max"], offset_max=offset_max)
+        return BunchAccumulator(
+            self.geom,
             energy_axis_true=energy_axis_true(config),
             window=duration,
-            array_backend=backend,
-            name=f"{kind}",
+            array_backend=self.backend,
+            safe_mask_maker=safe,
+            name=self.kind,
         )
-        self.index = 0
 
 
 class AlertPipeline:
@@ -225,15 +260,33 @@ class AlertPipeline:
                 break
             read_s = time.perf_counter() - arrived
             if self._streams is None:
-                self._setup(bunch)
                 bar = self._progress_bar()
-            summary.n_bunches += 1
-            for stream in self._streams:
-                self._window(stream, bunch, arrived, read_s, summary)
+            self.process(bunch, summary, arrived, read_s)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
+
+    def process(self, bunch, summary, arrived=None, read_s=0.0):
+        """Analyse one bunch: every configured window after it (what :meth:`run` does
+        for each bunch; the benchmark calls it bunch by bunch).
+
+        Parameters
+        ----------
+        bunch : `~rtafast.pipeline.inputs.Bunch`
+        summary : RunSummary
+            Counts updated.
+        arrived : float, optional
+            `time.perf_counter` when the bunch was handed over (default: now).
+        read_s : float
+            Time spent reading it, s (the ``read`` stage).
+        """
+        arrived = time.perf_counter() if arrived is None else arrived
+        if self._streams is None:
+            self._setup(bunch)
+        summary.n_bunches += 1
+        for stream in self._streams:
+            self._window(stream, bunch, arrived, read_s, summary)
 
     def _progress_bar(self):
         if not self.progress:
@@ -249,14 +302,19 @@ class AlertPipeline:
         with self.latency.window(index, meta={"kind": stream.kind}) as timer:
             timer.add("read", read_s)
             with timer.stage("accumulate"):
-                stream.accumulator.add(bunch.events, bunch.observation, (bunch.start, bunch.stop))
-                window = stream.accumulator.current_window()
+                window = stream.add(bunch)
             context = self._context(stream, bunch, window)
             detection = detect(window, self.config, self._estimators, stage=timer.stage)
             sources = self._sources(detection)
             summary.n_candidates += len(detection.candidates)
             for number, source in sources:
-                others = [(ra, dec) for n, (ra, dec, _) in sources if n != number]
+                # off regions avoid the other sources (a blind find of the target is the
+                # target: excluding it would change the target's regions every window)
+                others = [
+                    (ra, dec)
+                    for n, (ra, dec, found) in sources
+                    if n != number and not (found is not None and self._is_target(ra, dec))
+                ]
                 row, alert = self._measure(window, number, source, others, context, timer)
                 if alert is not None:
                     row["alert_id"] = alert.alert_id
@@ -297,8 +355,24 @@ class AlertPipeline:
             sources.append((number, (candidate.ra, candidate.dec, candidate)))
         return sources
 
+    def _is_target(self, ra, dec):
+        """Whether a blind candidate is the configured target (within
+        ``detection.min_separation``): it is measured and written, the target's row
+        alerts for both."""
+        target = self.config.target
+        if target.ra is None or target.dec is None:
+            return False
+        separation = angular_separation(
+            *np.radians([ra, dec]), *np.radians([target.ra, target.dec])
+        )
+        return np.degrees(separation) < self.config.detection.min_separation.to_value("deg")
+
     def _measure(self, window, number, source, others, context, timer):
         ra, dec, candidate = source
+        if candidate is not None and self._is_target(ra, dec):
+            # the target, found blind: its localisation is written, its measurements are
+            # the target's row (made at the catalogue position)
+            return self._row(number, ra, dec, candidate, None, None, context), None
         with timer.stage("fit"):
             flux = fit_flux(window, ra, dec, self.config, cache=self.cache)
         with timer.stage("photometry"):
@@ -311,7 +385,7 @@ class AlertPipeline:
 
     def _row(self, number, ra, dec, candidate, flux, onoff, context):
         trigger = self._trigger
-        return {
+        row = {
             "runid": context["runid"],
             "window_kind": context["kind"],
             "window": context["window"],
@@ -319,25 +393,21 @@ class AlertPipeline:
             "window_stop": (context["window_stop"] - trigger).to_value("s"),
             "texp": context["texp"],
             "candidate": number,
-            "sqrt_ts": flux.sqrt_ts,
-            "ts": flux.ts,
-            "flux": flux.flux,
-            "flux_err": flux.flux_err,
-            "flux_ul": flux.flux_ul,
             "ra": ra,
             "dec": dec,
             "r68": candidate.r68 if candidate is not None else 0.0,
             "r95": candidate.r95 if candidate is not None else 0.0,
             "detection_sqrt_ts": candidate.sqrt_ts if candidate is not None else float("nan"),
-            "oncounts": onoff.oncounts,
-            "offcounts": onoff.offcounts,
-            "alpha": onoff.alpha,
-            "excess": onoff.excess,
-            "sigma": onoff.sigma,
-            "offset": onoff.offset,
             "delay": (context["window_stop"] - trigger).to_value("s"),
             "backend": self.backend.name,
         }
+        if flux is not None:
+            row.update(sqrt_ts=flux.sqrt_ts, ts=flux.ts, flux=flux.flux)
+            row.update(flux_err=flux.flux_err, flux_ul=flux.flux_ul)
+        if onoff is not None:
+            row.update(oncounts=onoff.oncounts, offcounts=onoff.offcounts, alpha=onoff.alpha)
+            row.update(excess=onoff.excess, sigma=onoff.sigma, offset=onoff.offset)
+        return row
 
     def _alert_fields(self, row):
         return dict(row, target_name=self.config.target.name, trigger_time=self._trigger)
