@@ -4,7 +4,9 @@ References are gammapy's own selections (``select_energy``, ``select_time``,
 ``select_offset``) on the same observations. Real data: the 15 H.E.S.S. runs of the
 PKS 2155-304 flare replayed as 10 s bunches (skipped without ``../shared/data``). Every
 other test writes small DL3 files (EVENTS + GTI; the package's analytic IRFs in a separate
-IRF file, written once) into ``tmp_path``.
+IRF file, written once) into ``tmp_path``. Bad input (one line naming the problem) is
+tested in ``tests/test_pipeline_inputs_bad.py``; the helpers are in
+``tests/pipeline_input_helpers.py``.
 """
 
 import logging
@@ -15,12 +17,8 @@ import time
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.io import fits
-from astropy.table import Table
-from astropy.time import Time
 from gammapy.data import DataStore, Observation
 
-from rtafast.pipeline.config import load_config
 from rtafast.pipeline.inputs import (
     Bunch,
     InputError,
@@ -30,126 +28,36 @@ from rtafast.pipeline.inputs import (
     watch_bunches,
 )
 from rtafast.pipeline.watch import DirectoryPoller
-from rtafast.simulate import analytic_cta_irfs
-from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir
+from tests.pipeline_input_helpers import (
+    ENERGY_RANGE,
+    REFERENCE,
+    analytic_irf_hdus,
+    bunch_intervals,
+    event_seconds,
+    file_config,
+    gammapy_selection,
+    hess_data_dir,
+    make_config,
+    random_events,
+    seconds_since_reference,
+    union_of_bunches,
+    write_events_file,
+    write_gapped_events_file,
+    write_irf_file,
+)
 
 PKS_RUNS = list(range(33787, 33802))
-ENERGY_RANGE = u.Quantity([1, 10], "TeV")  # the config's default selection
-
-#: Reference time of the synthetic files (2026-01-01 00:00 TT) and their pointing.
-MJDREF = 61041
-REFERENCE = Time(MJDREF, format="mjd", scale="tt")
-POINTING = (83.6, 22.0)
-
-
-def _config(*overrides):
-    return load_config(None, overrides=list(overrides))
-
-
-def _seconds(times):
-    """Seconds since the synthetic files' reference time."""
-    return (times - REFERENCE).to_value("s")
-
-
-# -- synthetic DL3 files ---------------------------------------------------------------------
-
-
-def _time_header(**extra):
-    header = {"MJDREFI": MJDREF, "MJDREFF": 0.0, "TIMESYS": "TT", "TIMEUNIT": "s"}
-    return {"TIMEREF": "LOCAL", **header, **extra}
-
-
-def _events(n=400, start=0.0, stop=100.0, seed=1):
-    """Columns of ``n`` events: uniform times, energies log-uniform 0.5-20 TeV, ~0.7 deg spread."""
-    rng = np.random.default_rng(seed)
-    return {
-        "TIME": np.sort(rng.uniform(start, stop, n)),
-        "RA": POINTING[0] + rng.normal(0, 0.7, n),
-        "DEC": POINTING[1] + rng.normal(0, 0.7, n),
-        "ENERGY": 10 ** rng.uniform(np.log10(0.5), np.log10(20), n),
-    }
-
-
-def write_events_file(path, columns, gti=((0.0, 100.0),), obs_id=1, drop=(), extra_hdus=()):
-    """A DL3 file: EVENTS (``columns``, minus ``drop``) and GTI HDUs, and ``extra_hdus``."""
-    units = {"TIME": "s", "RA": "deg", "DEC": "deg", "ENERGY": "TeV"}
-    table = Table({k: np.asarray(v) for k, v in columns.items() if k not in drop})
-    for name in table.colnames:
-        table[name].unit = units.get(name)
-    starts, stops = np.array(gti, dtype=float).T
-    header = _time_header(
-        OBS_ID=obs_id,
-        TSTART=starts[0],
-        TSTOP=stops[-1],
-        ONTIME=float(np.sum(stops - starts)),
-        LIVETIME=0.95 * float(np.sum(stops - starts)),
-        DEADC=0.95,
-        RA_PNT=POINTING[0],
-        DEC_PNT=POINTING[1],
-        OBS_MODE="POINTING",
-        GEOLON=-70.3,
-        GEOLAT=-24.6,
-        ALTITUDE=2100.0,
-    )
-    events = fits.table_to_hdu(table)
-    events.name = "EVENTS"
-    events.header.update(header)
-    hdus = [fits.PrimaryHDU(), events]
-    if "GTI" not in drop:
-        gti_hdu = fits.table_to_hdu(Table({"START": starts, "STOP": stops}))
-        gti_hdu.name = "GTI"
-        gti_hdu.header.update(_time_header())
-        hdus.append(gti_hdu)
-    fits.HDUList(hdus + list(extra_hdus)).writeto(path, overwrite=True)
-    return path
 
 
 @pytest.fixture(scope="module")
-def irf_hdus():
-    """The analytic CTA-like IRFs as FITS HDUs, by gammapy name."""
-    return {name: irf.to_table_hdu() for name, irf in analytic_cta_irfs().items()}
-
-
-@pytest.fixture(scope="module")
-def irf_file(tmp_path_factory, irf_hdus):
-    path = tmp_path_factory.mktemp("irf") / "irf.fits"
-    fits.HDUList([fits.PrimaryHDU(), *irf_hdus.values()]).writeto(path)
-    return path
+def irf_file(tmp_path_factory):
+    return write_irf_file(tmp_path_factory.mktemp("irf") / "irf.fits", analytic_irf_hdus())
 
 
 @pytest.fixture(scope="module")
 def events_file(tmp_path_factory):
     """400 events in 0-100 s; GTI [0, 50) and [60, 100): a gap of 10 s."""
-    path = tmp_path_factory.mktemp("events") / "obs1.fits"
-    return write_events_file(path, _events(), gti=((0.0, 50.0), (60.0, 100.0)))
-
-
-def _file_config(paths, irf_file, *overrides):
-    return _config(
-        f"input.events={[str(p) for p in paths]}", f"input.irf_file={irf_file}", *overrides
-    )
-
-
-def _gammapy_selection(observation, energy_range=ENERGY_RANGE):
-    """gammapy's events of the observation's GTIs in the energy range, by time."""
-    events = observation.events.select_energy(energy_range)
-    gti = observation.gti
-    parts = [
-        events.select_time((start, stop))
-        for start, stop in zip(gti.time_start, gti.time_stop, strict=True)
-    ]
-    return np.concatenate([_mjd_seconds(p) for p in parts])
-
-
-def _mjd_seconds(events):
-    return (events.time - events.time_ref).to_value("s")
-
-
-def _union(bunches):
-    """TIME (s since each run's reference) of all bunches' events, concatenated."""
-    if not bunches:
-        return np.zeros(0)
-    return np.concatenate([_mjd_seconds(b.events) for b in bunches])
+    return write_gapped_events_file(tmp_path_factory.mktemp("events") / "obs1.fits")
 
 
 # -- real data: the PKS 2155-304 flare as 10 s bunches -------------------------------------
@@ -157,15 +65,12 @@ def _union(bunches):
 
 @pytest.fixture(scope="module")
 def hess_dir():
-    try:
-        return find_data_dir("hess-dl3-dr1") / "hess-dl3-dr1"
-    except DataNotFoundError as error:
-        pytest.skip(f"real data not available: {error}")
+    return hess_data_dir()
 
 
 @pytest.fixture(scope="module")
 def pks_replay(hess_dir):
-    config = _config(
+    config = make_config(
         f"input.datastore={hess_dir}", f"input.obs_ids={PKS_RUNS}", "stream.bunch=10 s"
     )
     stats = InputStats()
@@ -181,8 +86,8 @@ def test_pks_union_of_bunches_is_gammapy_selection(pks_replay):
     assert sorted(by_run) == PKS_RUNS
     total = 0
     for runid, run in by_run.items():
-        reference = _gammapy_selection(run[0].observation)
-        union = _union(run)
+        reference = gammapy_selection(run[0].observation)
+        union = union_of_bunches(run)
         assert union.size == reference.size, runid
         np.testing.assert_array_equal(union, np.sort(reference))
         total += reference.size
@@ -237,33 +142,20 @@ def test_pks_every_event_accounted_for(pks_replay):
     assert "15 observation(s)" in stats.summary() and "\n" not in stats.summary()
 
 
-def test_datastore_obs_id_without_files_is_an_error(hess_dir):
-    config = _config(f"input.datastore={hess_dir}", "input.obs_ids=[33787, 20136]")
-    with pytest.raises(InputError, match=r"observation 20136: file\(s\) not found: .*020136"):
-        open_observations(config)
-    config = _config(f"input.datastore={hess_dir}", "input.obs_ids=[1]")
-    with pytest.raises(InputError, match="observation 1 is not in"):
-        open_observations(config)
-
-
 # -- bunch intervals: GTI gaps, trigger, start delay, time range ------------------------------
 
 
-def _intervals(bunches):
-    return [(round(_seconds(b.start), 6), round(_seconds(b.stop), 6)) for b in bunches]
-
-
 def test_bunches_never_span_a_gti_gap(events_file, irf_file):
-    config = _file_config([events_file], irf_file, "stream.bunch=15 s")
+    config = file_config([events_file], irf_file, "stream.bunch=15 s")
     stats = InputStats()
     bunches = list(iter_bunches(config, stats))
-    assert _intervals(bunches) == [
+    assert bunch_intervals(bunches) == [
         (0, 15), (15, 30), (30, 45), (45, 50), (60, 75), (75, 90), (90, 100)
     ]  # fmt: skip
     observation = Observation.read(events_file, irf_file=irf_file)
-    reference = _gammapy_selection(observation)
-    np.testing.assert_array_equal(_union(bunches), reference)
-    in_gap = _seconds(observation.events.select_energy(ENERGY_RANGE).time)
+    reference = gammapy_selection(observation)
+    np.testing.assert_array_equal(union_of_bunches(bunches), reference)
+    in_gap = seconds_since_reference(observation.events.select_energy(ENERGY_RANGE).time)
     assert stats.n_outside_gti == np.count_nonzero((in_gap >= 50) & (in_gap < 60)) > 0
     for bunch in bunches:
         assert isinstance(bunch, Bunch) and bunch.runid == 1
@@ -272,7 +164,7 @@ def test_bunches_never_span_a_gti_gap(events_file, irf_file):
 
 def test_trigger_delay_and_time_range_cut_the_bunches(events_file, irf_file):
     trigger = (REFERENCE + 5 * u.s).isot
-    config = _file_config(
+    config = file_config(
         [events_file],
         irf_file,
         f"stream.trigger_time='{trigger}'",
@@ -282,11 +174,11 @@ def test_trigger_delay_and_time_range_cut_the_bunches(events_file, irf_file):
     )
     stats = InputStats()
     bunches = list(iter_bunches(config, stats))
-    assert _intervals(bunches) == [
+    assert bunch_intervals(bunches) == [
         (15, 25), (25, 35), (35, 45), (45, 50), (60, 70), (70, 80), (80, 85)
     ]  # fmt: skip
     events = Observation.read(events_file, irf_file=irf_file).events.select_energy(ENERGY_RANGE)
-    selected = _seconds(events.time)
+    selected = seconds_since_reference(events.time)
     in_gti = ((selected >= 0) & (selected < 50)) | ((selected >= 60) & (selected < 100))
     in_range = (selected >= 15) & (selected < 85)
     assert stats.n_events_in_bunches == np.count_nonzero(in_gti & in_range)
@@ -294,12 +186,12 @@ def test_trigger_delay_and_time_range_cut_the_bunches(events_file, irf_file):
 
 
 def test_time_start_and_default_trigger(events_file, irf_file):
-    config = _file_config([events_file], irf_file, "selection.time_start=42 s", "stream.bunch=20 s")
-    assert _intervals(iter_bunches(config)) == [(42, 50), (60, 80), (80, 100)]
+    config = file_config([events_file], irf_file, "selection.time_start=42 s", "stream.bunch=20 s")
+    assert bunch_intervals(iter_bunches(config)) == [(42, 50), (60, 80), (80, 100)]
 
 
 def test_a_time_range_outside_every_observation_is_an_error(events_file, irf_file):
-    config = _file_config([events_file], irf_file, "stream.start_delay=200 s")
+    config = file_config([events_file], irf_file, "stream.start_delay=200 s")
     stats = InputStats()
     with pytest.raises(InputError, match="no bunch to analyse: the analysis range starting"):
         list(iter_bunches(config, stats))
@@ -307,24 +199,26 @@ def test_a_time_range_outside_every_observation_is_an_error(events_file, irf_fil
 
 
 def test_roi_radius_matches_gammapy_select_offset(events_file, irf_file):
-    config = _file_config([events_file], irf_file, "selection.roi_radius=0.6 deg")
+    config = file_config([events_file], irf_file, "selection.roi_radius=0.6 deg")
     bunches = list(iter_bunches(config))
     observation = Observation.read(events_file, irf_file=irf_file)
     events = observation.events.select_energy(ENERGY_RANGE).select_offset([0, 0.6] * u.deg)
     gti = observation.gti
     parts = [events.select_time(pair) for pair in zip(gti.time_start, gti.time_stop, strict=True)]
-    reference = np.concatenate([_mjd_seconds(p) for p in parts])
-    assert 0 < reference.size < len(_gammapy_selection(observation))
-    np.testing.assert_array_equal(_union(bunches), reference)
+    reference = np.concatenate([event_seconds(p) for p in parts])
+    assert 0 < reference.size < len(gammapy_selection(observation))
+    np.testing.assert_array_equal(union_of_bunches(bunches), reference)
 
 
 def test_several_files_in_time_order_and_as_a_datastore(tmp_path, irf_file):
-    late = write_events_file(tmp_path / "late.fits", _events(start=200, stop=300), ((200, 300),), 2)
-    early = write_events_file(tmp_path / "early.fits", _events(seed=3), obs_id=1)
-    config = _file_config([late, early], irf_file, "stream.bunch=25 s")
+    late = write_events_file(
+        tmp_path / "late.fits", random_events(start=200, stop=300), ((200, 300),), 2
+    )
+    early = write_events_file(tmp_path / "early.fits", random_events(seed=3), obs_id=1)
+    config = file_config([late, early], irf_file, "stream.bunch=25 s")
     bunches = list(iter_bunches(config))
     assert [b.runid for b in bunches] == [1] * 4 + [2] * 4
-    assert _intervals(bunches)[3:5] == [(75, 100), (200, 225)]
+    assert bunch_intervals(bunches)[3:5] == [(75, 100), (200, 225)]
 
     store = DataStore.from_events_files([early, late], irfs_paths=[irf_file, irf_file])
     psf = store.hdu_table["HDU_TYPE"] == "psf"  # gammapy's index maker assumes CTA 1DC's PSF
@@ -332,27 +226,27 @@ def test_several_files_in_time_order_and_as_a_datastore(tmp_path, irf_file):
     store.hdu_table["HDU_NAME"][psf] = "PSF_2D_TABLE"
     store.hdu_table.write(tmp_path / "hdu-index.fits.gz")
     store.obs_table.write(tmp_path / "obs-index.fits.gz")
-    from_store = list(iter_bunches(_config(f"input.datastore={tmp_path}", "stream.bunch=25 s")))
-    assert _intervals(from_store) == _intervals(bunches)
-    np.testing.assert_array_equal(_union(from_store), _union(bunches))
-    caldb = _config(f"input.datastore={tmp_path}", f"input.irf_file={irf_file}")
+    from_store = list(iter_bunches(make_config(f"input.datastore={tmp_path}", "stream.bunch=25 s")))
+    assert bunch_intervals(from_store) == bunch_intervals(bunches)
+    np.testing.assert_array_equal(union_of_bunches(from_store), union_of_bunches(bunches))
+    caldb = make_config(f"input.datastore={tmp_path}", f"input.irf_file={irf_file}")
     replaced = open_observations(caldb)  # one IRF file read once, for every run
     assert [o.obs_id for o in replaced] == [1, 2] and replaced[0].psf is replaced[1].psf
 
     late.unlink()  # all runs of the index: the one without its file is skipped and counted
     stats = InputStats()
-    observations = open_observations(_config(f"input.datastore={tmp_path}"), stats)
+    observations = open_observations(make_config(f"input.datastore={tmp_path}"), stats)
     assert [o.obs_id for o in observations] == [1]
     assert stats.n_skipped == 1 and "observation 2: file(s) not found" in stats.skipped[0]
     with pytest.raises(InputError, match=r"observation 2: file\(s\) not found: .*late.fits"):
-        open_observations(_config(f"input.datastore={tmp_path}", "input.obs_ids=[1, 2]"))
+        open_observations(make_config(f"input.datastore={tmp_path}", "input.obs_ids=[1, 2]"))
 
 
 # -- unsorted and duplicated events ----------------------------------------------------------
 
 
 def test_unsorted_and_duplicated_events_are_sorted_dropped_and_counted(tmp_path, irf_file, caplog):
-    columns = _events(n=100)
+    columns = random_events(n=100)
     columns["ENERGY"] = np.full(100, 2.0)  # all selected
     order = np.arange(100)
     order[[10, 11, 12, 40]] = order[[12, 10, 11, 41]]  # 12 moved early, 41 listed twice
@@ -366,8 +260,8 @@ def test_unsorted_and_duplicated_events_are_sorted_dropped_and_counted(tmp_path,
     path = write_events_file(tmp_path / "messy.fits", columns)
     stats = InputStats()
     with caplog.at_level(logging.WARNING, logger="rtafast.pipeline.inputs"):
-        bunches = list(iter_bunches(_file_config([path], irf_file), stats))
-    times = np.concatenate([_mjd_seconds(b.events) for b in bunches])
+        bunches = list(iter_bunches(file_config([path], irf_file), stats))
+    times = np.concatenate([event_seconds(b.events) for b in bunches])
     # out of order: rows 10 and 11 (after 12), 40 (after 41), and the four appended rows
     assert stats.n_unsorted == 7
     assert stats.n_duplicates == 3
@@ -376,96 +270,6 @@ def test_unsorted_and_duplicated_events_are_sorted_dropped_and_counted(tmp_path,
     messages = [r.getMessage() for r in caplog.records]
     assert sum("out of time order" in m for m in messages) == 1
     assert sum("duplicate event row(s)" in m for m in messages) == 1
-
-
-# -- bad input: one line naming the problem -------------------------------------------------
-
-
-def _truncated(path, name, fraction):
-    data = path.read_bytes()
-    out = path.with_name(name)
-    out.write_bytes(data[: int(len(data) * fraction)])
-    return out
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory, events_file, irf_hdus):
-    """name -> (event file, irf file or None, overrides)."""
-    tmp_path = tmp_path_factory.mktemp("bad")
-    good = events_file
-    with_irfs = write_events_file(
-        tmp_path / "with_irfs.fits", _events(), extra_hdus=irf_hdus.values()
-    )
-    gz = tmp_path / "with_irfs.fits.gz"
-    fits.open(with_irfs).writeto(gz)
-    no_psf = tmp_path / "irf_no_psf.fits"
-    hdus = [h for name, h in irf_hdus.items() if name != "psf"]
-    fits.HDUList([fits.PrimaryHDU(), *hdus]).writeto(no_psf)
-    not_fits = tmp_path / "notes.fits"
-    not_fits.write_text("these are not FITS data\n")
-    no_events = tmp_path / "no_events.fits"
-    fits.HDUList([fits.PrimaryHDU(), *list(fits.open(good))[2:]]).writeto(no_events)
-    return {
-        "missing file": (tmp_path / "absent.fits", None, ()),
-        "not FITS": (not_fits, None, ()),
-        "truncated gz": (_truncated(gz, "cut.fits.gz", 0.6), None, ()),
-        "truncated FITS": (_truncated(with_irfs, "cut_data.fits", 0.6), None, ()),
-        "truncated header": (_truncated(with_irfs, "cut_header.fits", 0.01), None, ()),
-        "no EVENTS HDU": (no_events, None, ()),
-        "missing column": (
-            write_events_file(tmp_path / "no_energy.fits", _events(), drop=("ENERGY",)),
-            None,
-            (),
-        ),
-        "no GTI": (write_events_file(tmp_path / "no_gti.fits", _events(), drop=("GTI",)), None, ()),
-        "no IRFs": (good, None, ()),
-        "IRF without PSF": (good, no_psf, ()),
-        "IRF file missing": (good, tmp_path / "caldb.fits", ()),
-        "IRF energies": (
-            with_irfs,
-            None,
-            ("selection.energy_min=300 TeV", "selection.energy_max=1 PeV"),
-        ),
-        "centre beyond IRF offsets": (with_irfs, None, ("target.ra=100.0", "target.dec=22.0")),
-    }
-
-
-BAD_INPUT_MESSAGES = {
-    "missing file": r"absent\.fits: event file not found",
-    "not FITS": r"notes\.fits: unreadable or truncated FITS file",
-    "truncated gz": r"cut\.fits\.gz: unreadable or truncated FITS file \(EOFError",
-    "truncated FITS": r"cut_data\.fits: (unreadable or )?truncated",
-    "truncated header": r"cut_header\.fits: (unreadable or )?truncated",
-    "no EVENTS HDU": r"no_events\.fits: no EVENTS HDU \(HDUs: PRIMARY, GTI\)",
-    "missing column": r"no_energy\.fits: HDU EVENTS lacks column\(s\) ENERGY \(has: TIME, RA, DEC",
-    "no GTI": r"no_gti\.fits: no GTI HDU",
-    "no IRFs": r"obs1\.fits: IRF HDU\(s\) missing: AEFF, EDISP, PSF, BKG",
-    "IRF without PSF": r"obs1\.fits: IRF HDU\(s\) missing: PSF$",
-    "IRF file missing": r"caldb\.fits: IRF file not found",
-    "IRF energies": r"with_irfs\.fits: the IRF's effective area covers 0\.03\u2013200 TeV, "
-    r"which does not overlap the selection's energy range 300\u20131e\+03 TeV",
-    "centre beyond IRF offsets": r"with_irfs\.fits: the map centre is 15\.\d\d deg from the "
-    r"pointing, beyond the IRF's offset range \(up to 5\.00 deg\)",
-}
-
-
-@pytest.mark.filterwarnings("ignore:File may have been truncated")
-@pytest.mark.parametrize("kind", list(BAD_INPUT_MESSAGES))
-def test_bad_input_is_one_line_naming_the_problem(bad_files, kind):
-    path, irf, overrides = bad_files[kind]
-    settings = [f"input.events=['{path}']", *overrides]
-    if irf is not None:
-        settings.append(f"input.irf_file={irf}")
-    with pytest.raises(InputError, match=BAD_INPUT_MESSAGES[kind]) as error:
-        open_observations(_config(*settings))
-    assert "\n" not in str(error.value)
-    assert isinstance(error.value, ValueError)
-
-
-def test_overlapping_observations_are_an_error(events_file, irf_file, tmp_path):
-    copy = shutil.copy(events_file, tmp_path / "copy.fits")
-    with pytest.raises(InputError, match=r"copy\.fits starts at .* before .*obs1\.fits ends"):
-        open_observations(_file_config([events_file, copy], irf_file))
 
 
 # -- real-time mode: a watched directory -----------------------------------------------------
@@ -492,12 +296,14 @@ def test_watch_reads_present_then_landing_files_skips_bad_ones_and_stops_when_id
     watched.mkdir()
     staging.mkdir()
     (watched / "a_bad.fits").write_text("not FITS")
-    write_events_file(watched / "b_run.fits", _events(start=1000, stop=1030), ((1000, 1030),), 1)
-    write_events_file(watched / "c_early.fits", _events(stop=30), ((0, 30),), 9)  # before b
-    landing = write_events_file(
-        staging / "d_run.fits", _events(start=2000, stop=2020), ((2000, 2020),), 2
+    write_events_file(
+        watched / "b_run.fits", random_events(start=1000, stop=1030), ((1000, 1030),), 1
     )
-    config = _config(
+    write_events_file(watched / "c_early.fits", random_events(stop=30), ((0, 30),), 9)  # before b
+    landing = write_events_file(
+        staging / "d_run.fits", random_events(start=2000, stop=2020), ((2000, 2020),), 2
+    )
+    config = make_config(
         f"input.watch={watched}",
         f"input.irf_file={irf_file}",
         "input.watch_idle_timeout=2 s",
@@ -516,14 +322,14 @@ def test_watch_reads_present_then_landing_files_skips_bad_ones_and_stops_when_id
     copier.join()
     assert time.monotonic() - started < 10
     assert [b.runid for b in bunches] == [1, 1, 1, 2, 2]
-    assert _intervals(bunches)[2:4] == [(1020, 1030), (2000, 2010)]
+    assert bunch_intervals(bunches)[2:4] == [(1020, 1030), (2000, 2010)]
     assert stats.n_files == 2 and stats.n_skipped == 2
     assert "a_bad.fits: unreadable or truncated FITS file" in stats.skipped[0]
     assert "c_early.fits starts at" in stats.skipped[1] and "time order" in stats.skipped[1]
 
 
 def test_watch_stops_on_request(tmp_path):
-    config = _config(f"input.watch={tmp_path}", "input.watch_idle_timeout=60 s")
+    config = make_config(f"input.watch={tmp_path}", "input.watch_idle_timeout=60 s")
     stop = threading.Event()
     timer = threading.Timer(0.2, stop.set)
     started = time.monotonic()
@@ -533,6 +339,6 @@ def test_watch_stops_on_request(tmp_path):
 
 
 def test_watch_directory_must_exist(tmp_path):
-    config = _config(f"input.watch={tmp_path / 'absent'}")
+    config = make_config(f"input.watch={tmp_path / 'absent'}")
     with pytest.raises(InputError, match="input.watch: .*absent: not a directory"):
         next(watch_bunches(config))

@@ -1,18 +1,16 @@
-"""Candidate measurements (rtafast.pipeline.measure) against gammapy on the same window.
+"""Candidate flux fits (rtafast.pipeline.measure) against gammapy on the same window.
 
 * ``fit_flux`` against gammapy's ``Fit`` on ``window.to_dataset()`` with the same models
   (MINUIT with a tight tolerance): amplitude, error, TS, the 2-sigma upper limit
   (``Fit.confidence``) and the integral flux of gammapy's model, within 1e-4;
-* ``photometry`` against gammapy's ``ReflectedRegionsFinder``/``WobbleRegionsFinder``,
-  ``Map.get_spectrum`` counts and ``WStatCountsStatistic``: identical counts and alpha,
-  sigma to 1e-6;
 * the caches (templates and regions reused at the same grid position), the grid's effect
-  on the flux, the backends, the documented results without off regions or outside the
-  map, and windows of two observations.
+  on the flux, the backends, the documented results outside the map and for bad inputs
+  (of the fit and the photometry alike), and windows of two observations.
 
-Windows: H.E.S.S. Crab run 23523 (10 min, skipped without the shared data) and a
-simulated one (the package's analytic CTA-like IRFs, a Gaussian source over a flat
-background), both with the pipeline's default configuration.
+The photometry against gammapy is in ``tests/test_pipeline_measure_photometry.py``.
+Windows (``tests/pipeline_measure_helpers.py``): H.E.S.S. Crab run 23523 (10 min, skipped
+without the shared data) and a simulated one (the package's analytic CTA-like IRFs, a
+Gaussian source over a flat background), both with the pipeline's default configuration.
 """
 
 import math
@@ -21,143 +19,58 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from astropy.table import Table
-from gammapy.data import EventList, FixedPointingInfo, Observation
 from gammapy.datasets import Datasets
-from gammapy.makers import ReflectedRegionsFinder as GammapyReflected
-from gammapy.makers import SafeMaskMaker
-from gammapy.makers import WobbleRegionsFinder as GammapyWobble
-from gammapy.maps import MapAxis, WcsGeom
+from gammapy.maps import WcsGeom
 from gammapy.modeling import Fit as GammapyFit
 from gammapy.modeling.models import FoVBackgroundModel, Models
-from gammapy.stats import WStatCountsStatistic
-from regions import CircleSkyRegion
 
 from rtafast.pipeline import measure_fit
-from rtafast.pipeline.config import load_config
 from rtafast.pipeline.measure import (
     REFERENCE_AMPLITUDE,
     MeasureCache,
-    exclusion_mask,
     fit_flux,
     photometry,
     snap_position,
     source_model,
 )
-from rtafast.simulate import analytic_cta_irfs
-from rtafast.stream import BunchAccumulator
-from tests.conftest import T0
+from tests.pipeline_measure_helpers import (
+    SIM_GEOM,
+    SIM_SOURCE,
+    WINDOW_PARAMS,
+    _config,
+    _crab_window,
+    _observation,
+    _simulated_bunches,
+    _simulated_window,
+    _two_pointing_window,
+    _window,
+    _window_and_source,
+)
 
-CRAB = SkyCoord(83.633, 22.0145, unit="deg")
-ENERGY_TRUE = MapAxis.from_energy_bounds(0.5, 30, 10, unit="TeV", name="energy_true")
 #: Relative agreement with gammapy's fit (MINUIT converged to ``_GAMMAPY_FIT`` below)
 FIT_RTOL = 1e-4
 _GAMMAPY_FIT = {"optimize_opts": {"tol": 1e-6, "strategy": 2}}
 
-SIM_POINTING = SkyCoord(83.6, 22.5, unit="deg")
-SIM_SOURCE = (83.6, 22.0)  # 0.5 deg from the pointing
-SIM_GEOM = WcsGeom.create(
-    skydir=(83.6, 22.2),
-    binsz=0.04,
-    width=3.0,
-    axes=[MapAxis.from_energy_bounds(1, 10, 4, unit="TeV")],
-)
-
-
-def _config(*overrides):
-    return load_config(None, overrides)
-
 
 # -- windows ------------------------------------------------------------------------------
-def _window(geom, bunches, backend="numpy", offset_max=2.0):
-    accumulator = BunchAccumulator(
-        geom,
-        ENERGY_TRUE,
-        array_backend=backend,
-        safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=offset_max * u.deg),
-    )
-    for events, observation, interval in bunches:
-        accumulator.add(events, observation, interval)
-    return accumulator.current_window()
-
-
 @pytest.fixture(scope="module")
-def crab_run(hess_datastore):
-    return hess_datastore.obs(23523)
-
-
-def _crab_bunches(observation, n=2, duration=300 * u.s):
-    start = observation.gti.time_start[0]
-    for k in range(n):
-        interval = (start + k * duration, start + (k + 1) * duration)
-        yield observation.events.select_time(interval), observation, interval
-
-
-@pytest.fixture(scope="module")
-def crab_window(crab_run):
-    """10 min of H.E.S.S. Crab run 23523 (0.5 deg wobble) on a 3 deg, 0.02 deg map."""
-    geom = WcsGeom.create(
-        skydir=CRAB, binsz=0.02, width=3.0, axes=[MapAxis.from_energy_bounds(1, 10, 6, unit="TeV")]
-    )
-    return _window(geom, _crab_bunches(crab_run))
-
-
-def _observation(pointing=SIM_POINTING, obs_id=1, tstart=T0):
-    observation = Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=pointing),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=tstart,
-        reference_time=T0,
-        obs_id=obs_id,
-    )
-    observation.observation_dead_time_fraction  # noqa: B018 - read once (lazy)
-    return observation
-
-
-def _simulated_events(rng, start, stop, n_source=40, n_background=1500):
-    """A Gaussian source (0.06 deg) at SIM_SOURCE over a flat background, 1-10 TeV."""
-    n = n_source + n_background
-    dec0 = np.deg2rad(SIM_SOURCE[1])
-    ra = np.concatenate(
-        [
-            SIM_SOURCE[0] + rng.normal(0, 0.06, n_source) / np.cos(dec0),
-            83.6 + rng.uniform(-1.6, 1.6, n_background) / np.cos(dec0),
-        ]
-    )
-    dec = np.concatenate(
-        [SIM_SOURCE[1] + rng.normal(0, 0.06, n_source), 22.2 + rng.uniform(-1.6, 1.6, n_background)]
-    )
-    table = Table(
-        {
-            "RA": ra * u.deg,
-            "DEC": dec * u.deg,
-            "ENERGY": 10 ** rng.uniform(0, 1, n) * u.TeV,
-        }
-    )
-    offsets = np.sort(rng.uniform(0, (stop - start).to_value("s"), n))
-    table["TIME"] = start + offsets * u.s
-    return EventList(table)
-
-
-def _simulated_bunches(observation, n, first=0, seed=1, duration=60 * u.s, **kwargs):
-    rng = np.random.default_rng(seed)
-    for k in range(first, first + n):
-        start = observation.tstart + k * duration
-        interval = (start, start + duration)
-        yield _simulated_events(rng, *interval, **kwargs), observation, interval
+def crab_window(hess_datastore):
+    return _crab_window(hess_datastore.obs(23523))
 
 
 @pytest.fixture(scope="module")
 def simulated_window():
-    return _window(SIM_GEOM, _simulated_bunches(_observation(), 3), offset_max=1.5)
+    return _simulated_window()
 
 
-@pytest.fixture(params=[pytest.param("crab_window", marks=pytest.mark.data), "simulated_window"])
+@pytest.fixture(scope="module")
+def two_pointing_window():
+    return _two_pointing_window()
+
+
+@pytest.fixture(params=WINDOW_PARAMS)
 def window_and_source(request):
-    window = request.getfixturevalue(request.param)
-    source = (CRAB.ra.deg, CRAB.dec.deg) if request.param == "crab_window" else SIM_SOURCE
-    return window, source
+    return _window_and_source(request)
 
 
 # -- flux fit -----------------------------------------------------------------------------
@@ -228,97 +141,6 @@ def test_fit_of_a_negative_excess_is_signed_like_gammapy(simulated_window):
     assert result.norm_err * REFERENCE_AMPLITUDE == pytest.approx(error, rel=FIT_RTOL)
     assert result.norm_ul * REFERENCE_AMPLITUDE == pytest.approx(reference["ul"], rel=FIT_RTOL)
     assert result.ts == pytest.approx(reference["ts"], rel=FIT_RTOL)
-
-
-# -- photometry ---------------------------------------------------------------------------
-def _gammapy_photometry(window, ra, dec, config, finder):
-    """gammapy's regions (same exclusion mask) and counts, and its on/off statistic."""
-    observation = window.parts[0].pointing.observation
-    pointing = observation.get_pointing_icrs(observation.tmid)
-    radius = max(config.detection.min_separation, config.photometry.on_radius).to_value("deg")
-    mask = exclusion_mask(
-        window.geom,
-        ra,
-        dec,
-        radius,
-        safe_image=window.to_dataset().mask_safe.data.any(axis=0),
-        cover=(pointing, 3.0),  # a larger mask than photometry's: the same regions
-    )
-    on = CircleSkyRegion(SkyCoord(ra, dec, unit="deg"), config.photometry.on_radius)
-    regions, _ = finder.run(on, pointing, exclusion_mask=mask)
-    counts = window.to_dataset().counts
-    n_on = counts.get_spectrum(on).data.sum()
-    n_off = sum(counts.get_spectrum(region).data.sum() for region in regions)
-    alpha = 1.0 / len(regions)
-    return n_on, n_off, alpha, len(regions), WStatCountsStatistic(n_on, n_off, alpha)
-
-
-@pytest.mark.parametrize("method", ["reflected", "wobble"])
-def test_photometry_matches_gammapy(window_and_source, method):
-    window, (ra, dec) = window_and_source
-    config = _config(f"photometry.method={method}", "photometry.max_off_regions=5")
-    result = photometry(window, ra, dec, config, MeasureCache(grid_pixels=0))
-    finder = (
-        GammapyReflected(max_region_number=5)
-        if method == "reflected"
-        else GammapyWobble(n_off_regions=5)
-    )
-    n_on, n_off, alpha, n_regions, stat = _gammapy_photometry(window, ra, dec, config, finder)
-    assert result.reason == ""
-    assert (result.oncounts, result.offcounts, result.n_off_regions) == (n_on, n_off, n_regions)
-    assert result.alpha == alpha
-    assert stat.sqrt_ts > 5  # a source: the comparison is not of noise
-    np.testing.assert_allclose(
-        [result.excess, result.excess_err, result.sigma],
-        [stat.n_sig, stat.error, stat.sqrt_ts],
-        rtol=1e-6,
-    )
-    pointing = window.parts[0].pointing.observation.get_pointing_icrs(T0)
-    assert result.offset == pytest.approx(SkyCoord(ra, dec, unit="deg").separation(pointing).deg)
-
-
-def test_configured_exclusions_and_other_candidates_remove_off_regions(simulated_window):
-    """``detection.exclusion`` and ``exclude=`` positions take off regions away, as the
-    same exclusions given to gammapy's finder do."""
-    plain = photometry(simulated_window, *SIM_SOURCE, _config(), MeasureCache())
-    # a circle on the reflected ring (0.5 deg around the pointing), opposite the source
-    config = _config("detection.exclusion=[{ra: 83.6, dec: 23.0, radius: 0.15 deg}]")
-    excluded = photometry(simulated_window, *SIM_SOURCE, config, MeasureCache())
-    other = (83.6 + 0.5 / np.cos(np.deg2rad(22.5)), 22.5)  # east of the pointing
-    both = photometry(simulated_window, *SIM_SOURCE, config, MeasureCache(), exclude=[other])
-    assert plain.n_off_regions > excluded.n_off_regions > both.n_off_regions > 0
-    observation = simulated_window.parts[0].pointing.observation
-    pointing = observation.get_pointing_icrs(observation.tmid)
-    mask = exclusion_mask(
-        simulated_window.geom,
-        *SIM_SOURCE,
-        0.3,
-        [(83.6, 23.0, 0.15), (*other, 0.3)],
-        safe_image=simulated_window.to_dataset().mask_safe.data.any(axis=0),
-        cover=(pointing, 3.0),
-    )
-    on = CircleSkyRegion(SkyCoord(*SIM_SOURCE, unit="deg"), 0.1 * u.deg)
-    regions, _ = GammapyReflected(max_region_number=11).run(on, pointing, exclusion_mask=mask)
-    counts = simulated_window.to_dataset().counts
-    assert both.n_off_regions == len(regions)
-    assert both.offcounts == sum(counts.get_spectrum(r).data.sum() for r in regions)
-
-
-def test_exclusion_mask_excludes_candidate_map_edge_and_unsafe_pixels():
-    safe = np.ones(SIM_GEOM.to_image().data_shape, dtype=bool)
-    safe[:, :3] = False
-    center = SkyCoord(83.6, 22.5, unit="deg")
-    mask = exclusion_mask(SIM_GEOM, *SIM_SOURCE, 0.3, [(84.0, 22.8, 0.2)], safe, (center, 2.5))
-    pad = (mask.data.shape[0] - safe.shape[0]) // 2
-    assert pad > 2  # padded to cover 2.5 deg around the centre
-    inner = mask.data[pad:-pad, pad:-pad]
-    assert not mask.data[:pad].any() and not mask.data[:, -pad:].any()
-    coords = SIM_GEOM.to_image().get_coord().skycoord
-    near = (coords.separation(SkyCoord(*SIM_SOURCE, unit="deg")).deg < 0.3) | (
-        coords.separation(SkyCoord(84.0, 22.8, unit="deg")).deg < 0.2
-    )
-    edge = np.isclose(coords.separation(SkyCoord(*SIM_SOURCE, unit="deg")).deg, 0.3, atol=0.03)
-    np.testing.assert_array_equal(inner[~edge], (safe & ~near)[~edge])
 
 
 # -- caches and the position grid ---------------------------------------------------------
@@ -452,17 +274,6 @@ def test_free_background_fit_of_a_nearly_empty_window_stays_physical(monkeypatch
 
 
 # -- documented results and errors ---------------------------------------------------------
-def test_no_off_region_at_the_pointing_is_a_flagged_result(simulated_window):
-    config = _config()
-    ra, dec = SIM_POINTING.ra.deg, SIM_POINTING.dec.deg
-    result = photometry(simulated_window, ra, dec, config, MeasureCache(grid_pixels=0))
-    assert result.n_off_regions == 0 and result.offcounts == 0
-    assert math.isnan(result.sigma) and math.isnan(result.alpha) and math.isnan(result.excess)
-    assert "no off region" in result.reason and "pointing" in result.reason
-    on = CircleSkyRegion(SIM_POINTING, config.photometry.on_radius)
-    assert result.oncounts == simulated_window.to_dataset().counts.get_spectrum(on).data.sum() > 0
-
-
 def test_candidate_outside_the_map_is_a_flagged_result(simulated_window):
     config = _config()
     ra, dec = 90.0, 22.0  # 5.6 deg from the map's centre
@@ -492,53 +303,6 @@ def test_bad_cache_settings_are_rejected():
 
 
 # -- a window of two observations ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def two_pointing_window():
-    """Two 2-min observations of SIM_SOURCE from pointings 0.5 deg north and south."""
-    first = _observation(SkyCoord(83.6, 22.5, unit="deg"), obs_id=1)
-    second = _observation(SkyCoord(83.6, 21.5, unit="deg"), obs_id=2, tstart=T0 + 1 * u.h)
-    bunches = [*_simulated_bunches(first, 2), *_simulated_bunches(second, 2, seed=2)]
-    return _window(SIM_GEOM, bunches, offset_max=1.5)
-
-
-def test_two_observations_photometry_sums_each_pointings(two_pointing_window):
-    window = two_pointing_window
-    config = _config("photometry.max_off_regions=5")
-    result = photometry(window, *SIM_SOURCE, config, MeasureCache(grid_pixels=0))
-    n_on = n_off = weighted_alpha = n_regions = 0
-    for part in window.parts:
-        pointing = part.pointing.observation.get_pointing_icrs(T0)
-        mask = exclusion_mask(
-            window.geom,
-            *SIM_SOURCE,
-            0.3,
-            safe_image=part.pointing.unit.mask_safe.data.any(axis=0),
-            cover=(pointing, 3.0),
-        )
-        on = CircleSkyRegion(SkyCoord(*SIM_SOURCE, unit="deg"), 0.1 * u.deg)
-        regions, _ = GammapyReflected(max_region_number=5).run(on, pointing, exclusion_mask=mask)
-        counts = (
-            part.pointing.observation_dataset(
-                window.geom,
-                np.reshape(part.counts, window.geom.data_shape),
-                part.livetime,
-                part.ontime,
-                part.gti,
-            ).counts
-            * part.pointing.unit.mask_safe.data
-        )
-        part_off = sum(counts.get_spectrum(r).data.sum() for r in regions)
-        n_on += counts.get_spectrum(on).data.sum()
-        n_off += part_off
-        weighted_alpha += part_off / len(regions)
-        n_regions += len(regions)
-    assert (result.oncounts, result.offcounts, result.n_off_regions) == (n_on, n_off, n_regions)
-    assert result.alpha == pytest.approx(weighted_alpha / n_off, rel=1e-12)
-    stat = WStatCountsStatistic(n_on, n_off, weighted_alpha / n_off)
-    assert result.sigma == pytest.approx(stat.sqrt_ts, rel=1e-6)
-    assert result.offset == pytest.approx(0.5, abs=1e-3)
-
-
 @pytest.mark.parametrize("free_background", [False, True])
 def test_two_observations_fit_is_close_to_gammapys_stacked_fit(
     two_pointing_window, free_background

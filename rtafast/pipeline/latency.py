@@ -13,6 +13,10 @@ windows keeps memory flat. Entering and leaving a stage costs two
 :func:`time.perf_counter` calls and a few list operations (about 0.6 µs on a 2-core
 shared CPU).
 
+The stage vocabulary lives in :mod:`rtafast.pipeline.latency_stages`, the record arrays in
+:mod:`rtafast.pipeline.latency_arrays`, and the statistics, table, CSV and figure in
+:mod:`rtafast.pipeline.latency_report`; the public names are re-exported here.
+
 Examples
 --------
 >>> profile = LatencyProfile(budget_s=20.0)
@@ -31,10 +35,7 @@ Examples
 
 from __future__ import annotations
 
-import csv as csv_module
-import io
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +46,17 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, write_atomic
+from .latency_arrays import _GrowingArray, _MetaColumn
+from .latency_report import _csv_text, _format_table, _json_ready, _latency_figure, _stats_ms
+from .latency_stages import (
+    _STAGE_SLOT,
+    PERCENTILES,
+    RTASCI_STAGES,
+    STAGE_TO_RTASCI,
+    STAGES,
+    _seconds,
+    _slot,
+)
 
 __all__ = [
     "STAGES",
@@ -54,166 +66,6 @@ __all__ = [
     "LatencyProfile",
     "WindowTimer",
 ]
-
-#: Pipeline stages timed in each window, in pipeline order.
-STAGES = ("read", "select", "accumulate", "detect", "localise", "fit", "photometry", "write")
-
-#: RTA-SCI's timing names and the rtafast records they sum. ``"setup"`` is the run's
-#: one-off setup (:meth:`LatencyProfile.setup`), ``"total"`` the window's wall time
-#: (stages plus untimed code between them). RTA-SCI has no stage for writing results:
-#: ``write`` only counts in ``"total"``. RTA-SCI's ``Imports`` are not measured here.
-RTASCI_STAGES: dict[str, tuple[str, ...]] = {
-    "setup": ("setup",),
-    "data reduction": ("read", "select", "accumulate"),
-    "blind search": ("detect",),
-    "statistics": ("photometry",),
-    "modelling": ("localise",),
-    "fitting": ("fit",),
-    "total": ("total",),
-}
-
-#: The RTA-SCI name of each stage (``None``: no RTA-SCI counterpart).
-STAGE_TO_RTASCI: dict[str, str | None] = {
-    stage: next((name for name, parts in RTASCI_STAGES.items() if stage in parts), None)
-    for stage in STAGES
-}
-
-#: Percentiles reported for every timing (numpy's default ``"linear"`` method).
-PERCENTILES = (50, 95, 99)
-
-_STAGE_SLOT = {name: slot for slot, name in enumerate(STAGES)}
-_INITIAL_CAPACITY = 1024
-_CSV_FLOAT_FORMAT = ".6g"
-#: Columns of ``latency.csv`` besides the annotations (an annotation of the same name
-#: is written as ``meta_<name>``).
-_CSV_COLUMNS = (
-    "window",
-    *(f"{stage}_ms" for stage in STAGES),
-    "total_ms",
-    "untimed_ms",
-    "n_alerts",
-    "time_to_alert_max_ms",
-)
-_NUMBER_TYPES = (bool, np.bool_, int, float, np.integer, np.floating)
-
-
-class _GrowingArray:
-    """A NumPy array appended to at its end, with capacity grown by doubling.
-
-    Parameters
-    ----------
-    dtype : numpy dtype
-        Element type.
-    width : int or None
-        Columns per row (``None``: a 1-D array).
-    fill : scalar
-        Value of rows not yet written (also of rows added when growing).
-    """
-
-    __slots__ = ("_data", "size", "_fill")
-
-    def __init__(self, dtype, width=None, fill=0):
-        shape = (_INITIAL_CAPACITY,) if width is None else (_INITIAL_CAPACITY, width)
-        self._data = np.full(shape, fill, dtype=dtype)
-        self._fill = fill
-        self.size = 0
-
-    def append(self, value) -> None:
-        """Store ``value`` (a scalar or one row) at the end."""
-        if self.size == len(self._data):
-            self.reserve(2 * self.size)
-        self._data[self.size] = value
-        self.size += 1
-
-    def put(self, row: int, value) -> None:
-        """Store ``value`` at ``row``, growing by doubling; rows skipped keep the fill value."""
-        if row >= len(self._data):
-            self.reserve(max(row + 1, 2 * len(self._data)))
-        self._data[row] = value
-        self.size = max(self.size, row + 1)
-
-    def reserve(self, capacity: int) -> None:
-        """Make room for ``capacity`` rows (at least); existing rows are kept."""
-        if capacity <= len(self._data):
-            return
-        grown = np.full((capacity,) + self._data.shape[1:], self._fill, dtype=self._data.dtype)
-        grown[: self.size] = self._data[: self.size]
-        self._data = grown
-
-    @property
-    def values(self) -> np.ndarray:
-        """The rows written so far (a view)."""
-        return self._data[: self.size]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes allocated (capacity, not size)."""
-        return self._data.nbytes
-
-
-class _MetaColumn:
-    """One annotation column: numbers as float64 (NaN: missing), text as category codes."""
-
-    __slots__ = ("numbers", "codes", "categories")
-
-    def __init__(self):
-        self.numbers = None
-        self.codes = None
-        self.categories: dict[str, int] = {}
-
-    def check(self, name: str, value: Any) -> None:
-        """Raise ValueError when ``value`` cannot be stored in this column."""
-        if value is None:
-            return
-        if isinstance(value, str):
-            if self.numbers is not None:
-                raise ValueError(f"latency meta {name!r}: a string after numbers, got {value!r}")
-            return
-        if isinstance(value, _NUMBER_TYPES):
-            if self.codes is not None:
-                raise ValueError(f"latency meta {name!r}: a number after strings, got {value!r}")
-            return
-        raise ValueError(
-            f"latency meta {name!r}: expected a number or a string, got {type(value).__name__} "
-            f"{value!r}"
-        )
-
-    def set(self, row: int, value: Any) -> None:
-        """Store ``value`` (checked by :meth:`check`) for window ``row``; ``None``: missing."""
-        if value is None:
-            return
-        if isinstance(value, str):
-            if self.codes is None:
-                self.codes = _GrowingArray(np.int32, fill=-1)
-            self.codes.put(row, self.categories.setdefault(value, len(self.categories)))
-        else:
-            if self.numbers is None:
-                self.numbers = _GrowingArray(np.float64, fill=np.nan)
-            self.numbers.put(row, float(value))
-
-    def cells(self, n_rows: int) -> list[str]:
-        """The column as CSV cells for ``n_rows`` windows (empty: missing)."""
-        if self.codes is not None:
-            names = {code: text for text, code in self.categories.items()}
-            codes = _padded(self.codes, n_rows, -1)
-            return [names.get(int(code), "") for code in codes]
-        return _float_cells(_padded(self.numbers, n_rows, np.nan))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes allocated."""
-        column = self.codes if self.codes is not None else self.numbers
-        return 0 if column is None else column.nbytes
-
-
-def _padded(column: _GrowingArray, n_rows: int, fill) -> np.ndarray:
-    values = np.full(n_rows, fill, dtype=column.values.dtype)
-    values[: column.size] = column.values
-    return values
-
-
-def _float_cells(values: np.ndarray) -> list[str]:
-    return ["" if math.isnan(v) else format(v, _CSV_FLOAT_FORMAT) for v in values.tolist()]
 
 
 class _StageTimer:
@@ -547,27 +399,7 @@ class LatencyProfile:
 
     def table(self) -> str:
         """A plain-text table of the per-stage statistics (ms), for ``rtafast run --profile``."""
-        summary = self.summary()
-        header = ("stage", "RTA-SCI", "n", "p50", "p95", "p99", "max")
-        rows = [
-            (stage, stats["rtasci"] or "-", *_stat_cells(stats))
-            for stage, stats in summary["stages"].items()
-        ]
-        rows.append(("untimed", "-", *_stat_cells(summary["untimed"])))
-        rows.append(("window total", "total", *_stat_cells(summary["total"])))
-        rows.append(("time to alert", "-", *_stat_cells(summary["time_to_alert"])))
-        setup = summary["setup"]
-        setup_ms = f"{setup['total_ms']:.3g}" if setup["n"] else "-"
-        rows.append(("setup (one-off)", "setup", str(setup["n"]), setup_ms, "", "", ""))
-        widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-        lines = [_format_row(header, widths), _format_row(["-" * w for w in widths], widths)]
-        lines += [_format_row(row, widths) for row in rows]
-        over = summary["over_budget"]
-        lines.append(
-            f"times in ms; {over['n']} of {summary['n_windows']} windows over the "
-            f"{self.budget_s:g} s budget"
-        )
-        return "\n".join(lines)
+        return _format_table(self.summary(), self.budget_s)
 
     # --- files -----------------------------------------------------------------------------
     def write(self, outdir: str | os.PathLike, csv: bool = True, plot: bool = True) -> list[Path]:
@@ -606,139 +438,10 @@ class LatencyProfile:
         return written
 
     def _csv_text(self) -> str:
-        n = self.n_windows
-        ms = 1e3
-        columns: dict[str, list[str]] = {"window": [str(i) for i in self._index.values.tolist()]}
-        for name, column in self._meta.items():
-            columns[f"meta_{name}" if name in _CSV_COLUMNS else name] = column.cells(n)
-        for stage in STAGES:
-            slot = _STAGE_SLOT[stage]
-            ran = self._calls.values[:, slot] > 0
-            values = np.where(ran, self._elapsed.values[:, slot], np.nan)
-            columns[f"{stage}_ms"] = _float_cells(ms * values)
-        columns["total_ms"] = _float_cells(ms * self._total.values)
-        untimed = self._total.values - self._elapsed.values.sum(axis=1)
-        columns["untimed_ms"] = _float_cells(ms * np.maximum(untimed, 0.0))
-        n_alerts = np.bincount(self._alert_rows.values, minlength=n)
-        columns["n_alerts"] = [str(k) for k in n_alerts.tolist()]
-        largest = np.where(n_alerts > 0, self._window_latency(), np.nan)
-        columns["time_to_alert_max_ms"] = _float_cells(ms * largest)
-        buffer = io.StringIO()
-        writer = csv_module.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*columns.values(), strict=True))
-        return buffer.getvalue()
+        return _csv_text(
+            self._index.values, self._meta, self._elapsed.values, self._calls.values,
+            self._total.values, self._alert_rows.values, self._window_latency(),
+        )
 
     def _figure(self, summary: dict):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(12, 5), layout="constrained")
-        FigureCanvasAgg(figure)
-        bars, alerts = figure.subplots(1, 2, width_ratios=(3, 2))
-        _plot_stage_bars(bars, summary, self.budget_s)
-        _plot_time_to_alert(alerts, self._alert_values.values, self.budget_s)
-        figure.suptitle(f"rtafast latency: {summary['n_windows']} windows")
-        return figure
-
-
-# --- helpers -------------------------------------------------------------------------------
-def _seconds(value, what: str) -> float:
-    """``value`` as a float number of seconds, finite and >= 0, else ValueError naming ``what``."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0.0):
-        raise ValueError(f"{what}: expected a finite number of seconds >= 0, got {value!r}")
-    return seconds
-
-
-def _slot(stage: str) -> int:
-    try:
-        return _STAGE_SLOT[stage]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"latency stage {stage!r}: unknown stage (allowed: {', '.join(STAGES)})"
-        ) from None
-
-
-def _stats_ms(seconds: np.ndarray) -> dict:
-    """``n``, p50/p95/p99/max/mean in ms of ``seconds`` (``None`` for an empty array)."""
-    seconds = np.asarray(seconds, dtype=np.float64)
-    stats: dict[str, Any] = {"n": int(seconds.size)}
-    keys = [f"p{p}_ms" for p in PERCENTILES] + ["max_ms", "mean_ms"]
-    if seconds.size == 0:
-        return stats | dict.fromkeys(keys)
-    values = [*np.percentile(seconds, PERCENTILES), seconds.max(), seconds.mean()]
-    return stats | {key: 1e3 * float(v) for key, v in zip(keys, values, strict=True)}
-
-
-def _stat_cells(stats: dict) -> list[str]:
-    cells = [str(stats["n"])]
-    for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
-        cells.append("-" if stats[key] is None else f"{stats[key]:.3g}")
-    return cells
-
-
-def _format_row(cells, widths) -> str:
-    left = 2  # stage and RTA-SCI name left-aligned, numbers right-aligned
-    parts = [
-        str(c).ljust(w) if i < left else str(c).rjust(w)
-        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    ]
-    return "  ".join(parts).rstrip()
-
-
-def _json_ready(value):
-    """NaN and infinities to ``None`` so the JSON is strict."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _plot_stage_bars(axes, summary: dict, budget_s: float) -> None:
-    """Horizontal p50/p95/max bars per stage (and window total) on a log-ms axis."""
-    entries = [(name, stats) for name, stats in summary["stages"].items() if stats["n"]]
-    entries.append(("window total", summary["total"]))
-    labels = [
-        f"{name} ({summary['stages'][name]['rtasci'] or 'no RTA-SCI stage'})"
-        if name in STAGES
-        else name
-        for name, _ in entries
-    ]
-    y = np.arange(len(entries))
-    height = 0.27
-    for offset, key, label in ((-1, "p50_ms", "p50"), (0, "p95_ms", "p95"), (1, "max_ms", "max")):
-        widths = [np.nan if s[key] is None else s[key] for _, s in entries]
-        axes.barh(y + offset * height, widths, height, label=label)
-    axes.axvline(1e3 * budget_s, color="red", linestyle="--", label=f"budget {budget_s:g} s")
-    axes.set_xscale("log")
-    axes.set_yticks(y, labels)
-    axes.invert_yaxis()
-    axes.set_xlabel("wall time per window (ms)")
-    axes.set_title("stages (RTA-SCI name)")
-    axes.legend(fontsize=8, loc="lower right")
-    axes.grid(axis="x", which="major", alpha=0.3)
-
-
-def _plot_time_to_alert(axes, seconds: np.ndarray, budget_s: float) -> None:
-    """Histogram of time-to-alert (log-s axis) with the budget line."""
-    axes.axvline(budget_s, color="red", linestyle="--", label=f"budget {budget_s:g} s")
-    if seconds.size:
-        low = max(float(seconds.min()), 1e-6)
-        high = max(float(seconds.max()), budget_s) * 1.5
-        bins = np.geomspace(low / 1.5, high, 40)
-        axes.hist(np.maximum(seconds, low), bins=bins, label=f"{seconds.size} alerts")
-    else:
-        axes.text(0.5, 0.5, "no alerts", transform=axes.transAxes, ha="center", va="center")
-        axes.set_xlim(budget_s / 1e4, budget_s * 10)
-    axes.set_xscale("log")
-    axes.set_xlabel("time to alert (s)")
-    axes.set_ylabel("alerts")
-    axes.set_title("time to alert\n(last event of the window to the alert written)", fontsize=10)
-    axes.legend(fontsize=8)
+        return _latency_figure(summary, self._alert_values.values, self.budget_s)

@@ -24,37 +24,67 @@ interrupted run still knows them. On a rerun into the same directory,
 :meth:`OutputDir.prepare` says which files will be replaced and that the previous
 run's VOEvents, notices and maps not written again are removed at the end of the new
 run. Files not written by rtafast are never touched: a file of that kind at a path
-rtafast needs is an error (:class:`OutputDirError`).
+rtafast needs is an error (:class:`OutputDirError`). The columns of ``results.ecsv`` live
+in :mod:`.result_columns`, the rerun bookkeeping in :mod:`.output_reruns`.
 """
 
 import contextlib
-import io
 import json
 import math
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
-import numpy as np
-from astropy.table import MaskedColumn, Table
+from astropy.table import Table
 from astropy.time import Time
 
-from .atomic import TEMPORARY_PREFIX, atomic_path, write_atomic
+from .atomic import atomic_path, write_atomic
 from .gcn import gcn_notice
+from .output_reruns import (
+    JOURNAL,
+    MAP_DIR,
+    MARKER,
+    NOTICE_DIR,
+    VOEVENT_DIR,
+    OutputDirError,
+    describe_previous,
+    jsonable,
+    previous_files,
+    read_marker,
+    refuse_foreign,
+    remove_leftover_temporaries,
+    remove_stale,
+    write_marker,
+)
+from .result_columns import (
+    REQUIRED_RESULT_KEYS,
+    RESULT_COLUMN_INDEX,
+    RESULT_COLUMN_SPECS,
+    RESULT_COLUMNS,
+    ResultColumn,
+    ecsv_lines,
+    ecsv_parts,
+    result_cell,
+    result_column,
+)
 from .voevent import voevent_xml
 
 __all__ = [
     "ALERT_FORMATS",
+    "JOURNAL",
     "LATENCY_FILES",
+    "MAP_DIR",
+    "MARKER",
+    "NOTICE_DIR",
     "OutputDir",
     "OutputDirError",
     "RESULT_COLUMNS",
     "RESULT_COLUMN_SPECS",
     "ResultColumn",
+    "VOEVENT_DIR",
 ]
 
 #: Alert formats: ``jsonl`` (``alerts.jsonl``), ``voevent`` (``voevents/``), ``gcn``
@@ -65,147 +95,7 @@ LATENCY_FILES = ("latency.json", "latency.csv", "latency.png")
 
 RESULTS = "results.ecsv"
 ALERTS = "alerts.jsonl"
-MARKER = "run.json"
-JOURNAL = ".rtafast-journal"
-VOEVENT_DIR = "voevents"
-NOTICE_DIR = "notices"
-MAP_DIR = "maps"
-_SUBDIRS = (VOEVENT_DIR, NOTICE_DIR, MAP_DIR)
-_PRODUCER = "rtafast"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-#: Names rtafast may own: a file at the top level or in one of its folders (so that a
-#: doctored marker cannot make a rerun remove anything elsewhere).
-_OWN_NAME_PATTERN = re.compile(
-    rf"^(?:(?:{'|'.join(_SUBDIRS)})/)?[A-Za-z0-9_+-][A-Za-z0-9._+-]*$"
-)
-_TEMPORARY_PATTERN = re.compile(rf"^{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{12}}-.+$")
-
-
-class OutputDirError(ValueError):
-    """The output directory cannot be used as asked (names the path and the problem)."""
-
-
-@dataclass(frozen=True)
-class ResultColumn:
-    """One column of ``results.ecsv``: name, kind (``int``, ``float``, ``str``),
-    unit (None: dimensionless or not a quantity) and description."""
-
-    name: str
-    kind: str
-    unit: str | None
-    description: str
-
-
-#: The columns of ``results.ecsv``, in order: RTA-SCI's result row (runid, texp,
-#: sqrt_ts, flux, flux_err, ra, dec, oncounts, offcounts, alpha, excess, sigma, offset,
-#: delay) with the window, candidate, error radii and backend, then rtafast's extras.
-RESULT_COLUMN_SPECS = (
-    ResultColumn("runid", "int", None, "observation id of the window's last bunch"),
-    ResultColumn("window", "int", None, "window index in its stream (0, 1, ...)"),
-    ResultColumn("window_start", "float", "s", "window start after the trigger"),
-    ResultColumn("window_stop", "float", "s", "window stop after the trigger"),
-    ResultColumn("texp", "float", "s", "live time of the window"),
-    ResultColumn("candidate", "int", None,
-                 "0: the configured target position; n >= 1: the n-th blind candidate"),
-    ResultColumn("sqrt_ts", "float", None, "significance of the flux fit, sigma"),
-    ResultColumn("ts", "float", None, "test statistic of the flux fit"),
-    ResultColumn("flux", "float", "cm-2 s-1", "integral photon flux in the energy range"),
-    ResultColumn("flux_err", "float", "cm-2 s-1", "1-sigma error of flux"),
-    ResultColumn("flux_ul", "float", "cm-2 s-1", "95 % upper limit on flux"),
-    ResultColumn("ra", "float", "deg", "right ascension (ICRS)"),
-    ResultColumn("dec", "float", "deg", "declination (ICRS)"),
-    ResultColumn("r68", "float", "deg", "68 % containment error radius (0: not localised)"),
-    ResultColumn("r95", "float", "deg", "95 % containment error radius (0: not localised)"),
-    ResultColumn("oncounts", "int", None, "counts in the on region"),
-    ResultColumn("offcounts", "int", None, "counts in the off regions"),
-    ResultColumn("alpha", "float", None, "on/off exposure ratio"),
-    ResultColumn("excess", "float", None, "oncounts - alpha offcounts"),
-    ResultColumn("sigma", "float", None, "Li & Ma significance of the on/off counts"),
-    ResultColumn("offset", "float", "deg", "distance to the pointing position"),
-    ResultColumn("delay", "float", "s", "window stop after the trigger (data age)"),
-    ResultColumn("backend", "str", None, "array backend"),
-    ResultColumn("window_kind", "str", None, "cumulative or sliding"),
-    ResultColumn("detection_sqrt_ts", "float", None, "peak significance in the detection map"),
-    ResultColumn("alert_id", "str", None, "the alert this row raised ('' for none)"),
-)
-#: Column names of ``results.ecsv``, in order.
-RESULT_COLUMNS = [column.name for column in RESULT_COLUMN_SPECS]
-_REQUIRED_RESULT_KEYS = ("runid", "window", "window_start", "window_stop", "texp", "backend")
-_COLUMN_INDEX = {column.name: index for index, column in enumerate(RESULT_COLUMN_SPECS)}
-_MISSING = {"int": None, "float": math.nan, "str": ""}
-
-
-def _cell(spec, value):
-    """One row value for a column: Quantities in the column's unit, numpy scalars as
-    Python numbers, None as missing."""
-    if value is None:
-        return _MISSING[spec.kind]
-    if isinstance(value, u.Quantity):
-        value = value.to_value(spec.unit or u.dimensionless_unscaled)
-    if spec.kind == "float":
-        return float(value)
-    if spec.kind == "int":
-        return int(value)
-    return str(value)
-
-
-def _column(spec, values):
-    """An astropy column from one column's row values (masked ints where missing)."""
-    if spec.kind == "int":
-        mask = np.array([value is None for value in values], dtype=bool)
-        data = np.array([0 if value is None else value for value in values], dtype=np.int64)
-        column = MaskedColumn(data, mask=mask, name=spec.name) if mask.any() else data
-    elif spec.kind == "float":
-        column = np.array(values, dtype=np.float64)
-    else:
-        column = np.array(values, dtype=str) if values else np.array([], dtype=str)
-    return column
-
-
-def _ecsv_parts(table):
-    """(header, data lines) of a table written by astropy's ECSV writer: the header is
-    the ``#`` lines and the column-name line."""
-    buffer = io.StringIO()
-    table.write(buffer, format="ascii.ecsv")
-    text = buffer.getvalue()
-    position = 0
-    while text.startswith("#", position):
-        position = text.index("\n", position) + 1
-    position = text.index("\n", position) + 1
-    return text[:position], text[position:]
-
-
-def _ecsv_lines(table):
-    """The ECSV data lines of a table (no header): what astropy's ECSV writer puts after
-    its header, written by the basic writer with ECSV's delimiter (the tests check the
-    two agree)."""
-    buffer = io.StringIO()
-    table.write(buffer, format="ascii.no_header", delimiter=" ")
-    return buffer.getvalue()
-
-
-def _jsonable(value, where):
-    """A JSON-ready copy of ``value`` (NaN as None, Time as ISO UTC, Quantity as
-    "value unit" text); anything else raises ValueError naming ``where``."""
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item, f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, Time):
-        from .alerts import iso_utc
-
-        return iso_utc(value)
-    if isinstance(value, u.Quantity):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise ValueError(f"{where}: cannot write a {type(value).__name__} to JSON")
 
 
 class OutputDir:
@@ -292,12 +182,12 @@ class OutputDir:
         if self.path.exists() and not self.path.is_dir():
             raise OutputDirError(f"{self.path}: exists and is not a directory")
         existed = self.path.is_dir()
-        marker = self._read_marker()
-        self._previous = self._previous_files(marker)
+        marker = read_marker(self.path)
+        self._previous = previous_files(self.path, marker)
         fixed = self._fixed_files()
-        self._refuse_foreign(fixed)
-        removed = self._remove_leftover_temporaries() if marker is not None else 0
-        lines = self._describe(existed, marker, fixed)
+        refuse_foreign(self.path, fixed, self._previous)
+        removed = remove_leftover_temporaries(self.path) if marker is not None else 0
+        lines = describe_previous(self.path, existed, marker, fixed, self._previous)
         if removed:
             lines.append(f"  removed {removed} temporary file(s) of an interrupted write")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -312,19 +202,6 @@ class OutputDir:
             self._record(name)
         return lines
 
-    def _remove_leftover_temporaries(self):
-        """Remove ``.tmp-<hex>-<name>`` files that interrupted atomic writes left."""
-        removed = 0
-        for folder in ("", *_SUBDIRS):
-            directory = self.path / folder
-            if not directory.is_dir():
-                continue
-            for entry in directory.iterdir():
-                if _TEMPORARY_PATTERN.match(entry.name) and entry.is_file():
-                    entry.unlink()
-                    removed += 1
-        return removed
-
     def _subdirs(self):
         return {VOEVENT_DIR: "voevent" in self.formats, NOTICE_DIR: "gcn" in self.formats,
                 MAP_DIR: self.maps}
@@ -334,93 +211,6 @@ class OutputDir:
         if "jsonl" in self.formats:
             names.append(ALERTS)
         return names + list(self.extra_files)
-
-    def _read_marker(self):
-        """The previous run's marker (a dict), or None when there is none."""
-        marker_path = self.path / MARKER
-        if not marker_path.is_file():
-            return None
-        try:
-            marker = json.loads(marker_path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise OutputDirError(f"{marker_path}: not an rtafast run marker ({error})") from error
-        if not isinstance(marker, dict) or marker.get("producer") != _PRODUCER:
-            raise OutputDirError(f"{marker_path}: not an rtafast run marker (written by "
-                                 "another program: choose another output directory)")
-        return marker
-
-    def _previous_files(self, marker):
-        """Files of previous runs that still exist (marker list and journal)."""
-        if marker is None:
-            return set()
-        names = {str(name) for name in marker.get("files", [])}
-        journal = self.path / JOURNAL
-        if journal.is_file():
-            names |= {line.strip() for line in journal.read_text("utf-8").splitlines()}
-        names.add(MARKER)
-        return {name for name in names
-                if _OWN_NAME_PATTERN.match(name) and (self.path / name).is_file()}
-
-    def _refuse_foreign(self, names):
-        foreign = [name for name in names
-                   if (self.path / name).exists() and name not in self._previous]
-        if foreign:
-            raise OutputDirError(
-                f"{self.path}: {', '.join(foreign)} exist(s) and were not written by rtafast "
-                "(no rtafast run.json lists them): left untouched; remove them or choose "
-                "another output directory"
-            )
-
-    def _describe(self, existed, marker, fixed):
-        if not existed:
-            return [f"{self.path}: new output directory"]
-        foreign = self._foreign_count()
-        untouched = f"{foreign} file(s) not written by rtafast are left untouched"
-        if marker is None:
-            return [f"{self.path}: existing directory without a previous rtafast run"
-                    + (f"; {untouched}" if foreign else " (empty)")]
-        lines = [
-            f"{self.path}: holds a previous rtafast run ({marker.get('status', '?')}, "
-            f"started {marker.get('started', '?')})"
-        ]
-        replaced = [name for name in fixed if name in self._previous]
-        if replaced:
-            lines.append(f"  replaced by this run: {', '.join(replaced)}")
-        stale = self._previous - set(fixed)
-        if stale:
-            lines.append(f"  removed at the end of this run unless written again: "
-                         f"{self._count_by_folder(stale)}")
-        if foreign:
-            lines.append(f"  {untouched}")
-        return lines
-
-    @staticmethod
-    def _count_by_folder(names):
-        """``3 file(s) in voevents/, 3 in notices/, latency.png`` style summary."""
-        parts = []
-        top = sorted(name for name in names if "/" not in name)
-        if top:
-            parts.append(", ".join(top))
-        for folder in _SUBDIRS:
-            count = sum(1 for name in names if name.startswith(f"{folder}/"))
-            if count:
-                parts.append(f"{count} file(s) in {folder}/")
-        return ", ".join(parts)
-
-    def _foreign_count(self):
-        """Files at the top level and in rtafast's folders that rtafast did not write."""
-        count = 0
-        for folder in ("", *_SUBDIRS):
-            directory = self.path / folder
-            if not directory.is_dir():
-                continue
-            for entry in directory.iterdir():
-                name = f"{folder}/{entry.name}" if folder else entry.name
-                if folder == "" and entry.name in (*_SUBDIRS, JOURNAL):
-                    continue
-                if name not in self._previous:
-                    count += 1
-        return count
 
     # -- ownership ---------------------------------------------------------------------
     def _require_prepared(self):
@@ -460,17 +250,17 @@ class OutputDir:
         OutputDirError
             An unknown or missing key (naming it), or a value of the wrong kind.
         """
-        unknown = [key for key in row if key not in _COLUMN_INDEX]
+        unknown = [key for key in row if key not in RESULT_COLUMN_INDEX]
         if unknown:
             raise OutputDirError(f"results row: unknown column(s) {', '.join(unknown)} "
                                  f"(allowed: {', '.join(RESULT_COLUMNS)})")
-        missing = [key for key in _REQUIRED_RESULT_KEYS if row.get(key) is None]
+        missing = [key for key in REQUIRED_RESULT_KEYS if row.get(key) is None]
         if missing:
             raise OutputDirError(f"results row: missing column(s) {', '.join(missing)}")
         values = []
         for spec in RESULT_COLUMN_SPECS:
             try:
-                values.append(_cell(spec, row.get(spec.name)))
+                values.append(result_cell(spec, row.get(spec.name)))
             except (TypeError, ValueError, u.UnitsError) as error:
                 raise OutputDirError(f"results row: column {spec.name}: {error}") from error
         self._rows.append(tuple(values))
@@ -494,7 +284,7 @@ class OutputDir:
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(RESULT_COLUMN_SPECS)
         table = Table(meta=dict(self.meta))
         for spec, values in zip(RESULT_COLUMN_SPECS, columns, strict=True):
-            table[spec.name] = _column(spec, list(values))
+            table[spec.name] = result_column(spec, list(values))
             table[spec.name].unit = spec.unit
             table[spec.name].description = spec.description
         return table
@@ -524,9 +314,9 @@ class OutputDir:
             if meta_key == self._ecsv_meta_key and path.is_file():
                 shutil.copyfile(path, temporary)
                 with open(temporary, "a", encoding="utf-8") as handle:
-                    handle.write(_ecsv_lines(self.results_table(self._rows[self._n_flushed:])))
+                    handle.write(ecsv_lines(self.results_table(self._rows[self._n_flushed:])))
             else:
-                header, body = _ecsv_parts(self.results_table())
+                header, body = ecsv_parts(self.results_table())
                 temporary.write_text(header + body, encoding="utf-8")
         self._ecsv_meta_key = meta_key
         self._n_flushed = len(self._rows)
@@ -641,48 +431,20 @@ class OutputDir:
         """
         self._require_prepared()
         self.flush(force=True)
-        removed = self._remove_stale()
+        removed = remove_stale(self.path, self._previous, self._written, self.extra_files,
+                               self._started_wall)
         files = sorted(name for name in self._written if (self.path / name).is_file())
         outputs = {"n_results": self.n_results, "n_alerts": self.n_alerts,
                    "n_maps": self._n_maps, "n_previous_files_removed": removed}
         self._write_marker("finished", files=files, outputs=outputs,
-                           summary=_jsonable(summary or {}, "summary"))
+                           summary=jsonable(summary or {}, "summary"))
         self._journal.close()
         self._journal = None
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path / JOURNAL)
         return self.path / MARKER
 
-    def _remove_stale(self):
-        """Remove the previous run's files this run did not write (including extra files
-        claimed but not rewritten: older than this run's start); returns how many."""
-        stale = set(self._previous - self._written)
-        stale |= {name for name in self.extra_files if name in self._previous
-                  and (self.path / name).is_file()
-                  and (self.path / name).stat().st_mtime < self._started_wall}
-        stale = sorted(stale)
-        for name in stale:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path / name)
-        for folder in _SUBDIRS:
-            with contextlib.suppress(OSError):
-                (self.path / folder).rmdir()  # only when empty
-        return len(stale)
-
     def _write_marker(self, status, files, **more):
-        from .. import __version__
-
-        marker = {
-            "producer": _PRODUCER,
-            "rtafast_version": __version__,
-            "status": status,
-            "started": _jsonable(self._started, "started"),
-            "finished": _jsonable(Time.now(), "finished") if status == "finished" else None,
-            "formats": list(self.formats),
-            "maps": self.maps,
-            "files": files,
-            **more,
-        }
-        write_atomic(self.path / MARKER, json.dumps(marker, indent=2, allow_nan=False) + "\n",
-                     fsync=self.fsync)
-
+        """Write ``run.json`` (:func:`~rtafast.pipeline.output_reruns.write_marker`)."""
+        write_marker(self.path, status, started=self._started, formats=self.formats,
+                     maps=self.maps, files=files, fsync=self.fsync, **more)
