@@ -318,7 +318,10 @@ def iter_bunches(config, stats=None):
     observations = open_observations(config, stats)
     cutter = BunchCutter(config, stats)
     n_bunches = 0
-    for observation in observations:
+    n_observations = len(observations)
+    observations.reverse()
+    while observations:  # each observation let go once replayed (memory flat over many runs)
+        observation = observations.pop()
         for bunch in cutter.bunches(observation):
             n_bunches += 1
             yield bunch
@@ -326,7 +329,7 @@ def iter_bunches(config, stats=None):
         raise InputError(
             f"input: no bunch to analyse: the analysis range starting {cutter.range_start.isot} "
             f"TT (trigger + start delay / time_start) does not overlap the GTIs of the "
-            f"{len(observations)} observation(s)"
+            f"{n_observations} observation(s)"
         )
 
 
