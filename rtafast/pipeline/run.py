@@ -23,6 +23,7 @@ data of the window's last events are available) to its alert files written; the
 window's latency is the same span for every window, alert or not.
 """
 
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,12 @@ __all__ = ["AlertPipeline", "RunSummary", "run_pipeline", "window_bounds"]
 
 log = logging.getLogger(__name__)
 _BINNING_LOGGER = "rtafast.events.binning"
+#: Bunches between two full garbage collections. A window leaves reference cycles
+#: holding arrays (gammapy datasets and models); Python's oldest generation is
+#: collected rarely once a run holds many long-lived objects, and over a replay of 15
+#: runs as 1 s bunches the resident memory grew from ~520 to ~800 MiB in 3 runs
+#: without it (flat with it).
+_COLLECT_EVERY = 500
 
 
 class _OutsideMapCounter(logging.Filter):
@@ -265,6 +272,8 @@ class AlertPipeline:
             if self._streams is None:
                 bar = self._progress_bar()
             self.process(bunch, summary, arrived, read_s)
+            if summary.n_bunches % _COLLECT_EVERY == 0:
+                gc.collect()  # between bunches, outside every window's timing
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -301,6 +310,7 @@ class AlertPipeline:
         (a later run at the same pointing makes its maps again, ~0.3 s once per run)."""
         default_irf_cache.clear()
         default_psf_cache.clear()
+        gc.collect()
         self.cache.clear()
         for estimator in (self._estimators.estimator, self._estimators.localiser):
             cache = getattr(estimator, "cache", None)
