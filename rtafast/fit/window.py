@@ -19,7 +19,7 @@ from gammapy.datasets import Datasets, MapDataset
 from ..cache.scaling import ScaledCache
 from .templates import DatasetArrays, check_templates, fit_mask, model_arrays
 
-__all__ = ["UnitTemplates", "models_key", "unit_dataset", "window_arrays"]
+__all__ = ["UnitTemplates", "models_key", "shared_maps_dataset", "unit_dataset", "window_arrays"]
 
 #: Per-pointing templates of the window fits (few pointings and model states at a time).
 _unit_templates = ScaledCache(maxsize=8)
@@ -71,8 +71,16 @@ def models_key(models):
 def unit_dataset(window):
     """The window's pointing at 1 s of live time and on-time, with the window's models
     (maps shared with the pointing's ``stacked_unit``; no counts)."""
-    unit = window.pointing.stacked_unit
-    dataset = MapDataset(
+    dataset = shared_maps_dataset(window.pointing.stacked_unit)
+    dataset.models = window.models
+    return dataset
+
+
+def shared_maps_dataset(unit):
+    """A new `~gammapy.datasets.MapDataset` on the maps of ``unit`` (shared, not
+    copied), without models: a dataset whose models can be set without touching
+    ``unit``'s."""
+    return MapDataset(
         counts=unit.counts,
         exposure=unit.exposure,
         background=unit.background,
@@ -83,8 +91,6 @@ def unit_dataset(window):
         gti=unit.gti,
         name=unit.name,
     )
-    dataset.models = window.models
-    return dataset
 
 
 def window_arrays(window, plan_for):

@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import astropy.units as u
 import numpy as np
-from gammapy.datasets import MapDataset
 from gammapy.modeling.models import Models, PointSpatialModel, PowerLawSpectralModel, SkyModel
+
+from ..fit.window import shared_maps_dataset
 
 __all__ = ["REFERENCE_AMPLITUDE", "SOURCE_NAME", "source_model"]
 
@@ -143,18 +144,7 @@ def _unit_dataset(window, part):
     pointing = part.pointing
     if pointing.stacked_unit is None:
         pointing.make_stacked_unit(window.geom, window.energy_axis_true, part.gti)
-    unit = pointing.stacked_unit
-    return MapDataset(
-        counts=unit.counts,
-        exposure=unit.exposure,
-        background=unit.background,
-        psf=unit.psf,
-        edisp=unit.edisp,
-        mask_safe=unit.mask_safe,
-        mask_fit=unit.mask_fit,
-        gti=unit.gti,
-        name=unit.name,
-    )
+    return shared_maps_dataset(pointing.stacked_unit)
 
 
 def _fit_mask_and_background(dataset, part):
