@@ -106,23 +106,34 @@ def test_results_round_trip(outdir):
     assert table["r95"].description.startswith("95 % containment")
 
 
-def test_incremental_results_equal_a_full_write(outdir):
+def test_incremental_results_equal_a_full_write(outdir, tmp_path):
     awkward = ["numba", "", 'quote " inside', "two words", "x"]
+    whole = OutputDir(tmp_path / "whole")
+    whole.prepare()
     for index in range(7):
-        outdir.add_result(results_row(candidate(
+        row = results_row(candidate(
             window=index, candidate=None if index % 3 else 1, window_kind=awkward[index % 5],
             sqrt_ts=[math.nan, 1e-300, 1 / 3, -0.0, 7e22][index % 5],
             oncounts=None if index == 4 else index,
-        )))
+        ))
+        outdir.add_result(row)
+        whole.add_result(row)
         if index % 2:
             assert outdir.flush(force=True)
     outdir.flush(force=True)
+    whole.flush(force=True)  # one write of every row
+    assert (outdir.path / "results.ecsv").read_text() == (
+        whole.path / "results.ecsv").read_text()
+    outdir.meta["target"] = "PKS 2155-304"  # a new header: rewritten whole
+    outdir.add_result(results_row(candidate(window=7)))
+    assert outdir.n_results == 8 and len(outdir.results_table()) == 8  # 7 written, 1 not
+    outdir.flush(force=True)
+    table = Table.read(outdir.path / "results.ecsv")
+    assert table.meta["target"] == "PKS 2155-304"
+    assert list(table["window"]) == list(range(8))
     buffer = io.StringIO()
     outdir.results_table().write(buffer, format="ascii.ecsv")
     assert (outdir.path / "results.ecsv").read_text() == buffer.getvalue()
-    outdir.meta["target"] = "PKS 2155-304"  # a new header: rewritten whole
-    outdir.flush(force=True)
-    assert Table.read(outdir.path / "results.ecsv").meta["target"] == "PKS 2155-304"
 
 
 def test_results_are_flushed_at_most_every_interval(tmp_path):

@@ -67,6 +67,7 @@ from .result_columns import (
     ResultColumn,
     ecsv_lines,
     ecsv_parts,
+    ecsv_text_parts,
     result_cell,
     result_column,
 )
@@ -236,7 +237,9 @@ class OutputDir:
 
     # -- results ------------------------------------------------------------------------
     def add_result(self, row):
-        """Add one results row (kept in memory as a tuple; written by :meth:`flush`).
+        """Add one results row (kept in memory as a tuple until :meth:`flush` writes it:
+        rows already in ``results.ecsv`` are not kept, so memory stays flat over a long
+        run).
 
         Parameters
         ----------
@@ -269,18 +272,10 @@ class OutputDir:
     @property
     def n_results(self):
         """Rows added so far."""
-        return len(self._rows)
+        return self._n_flushed + len(self._rows)
 
-    def results_table(self, rows=None):
-        """The results as an astropy `~astropy.table.Table` (units, descriptions,
-        :attr:`meta`).
-
-        Parameters
-        ----------
-        rows : list of tuple, optional
-            Default: every row added so far.
-        """
-        rows = self._rows if rows is None else rows
+    def _table(self, rows):
+        """The rows (tuples) as an astropy Table with units, descriptions and meta."""
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(RESULT_COLUMN_SPECS)
         table = Table(meta=dict(self.meta))
         for spec, values in zip(RESULT_COLUMN_SPECS, columns, strict=True):
@@ -289,15 +284,31 @@ class OutputDir:
             table[spec.name].description = spec.description
         return table
 
-    def flush(self, force=False):
-        """Rewrite ``results.ecsv`` (atomically) when rows were added and the last rewrite
-        is old enough (see ``flush_interval``), or always with ``force``.
+    def results_table(self):
+        """Every row added so far as an astropy `~astropy.table.Table` (units,
+        descriptions, :attr:`meta`): the rows already written read back from
+        ``results.ecsv``, then the rows not written yet."""
+        header, body = ecsv_parts(self._table(self._rows))
+        text = header + self._written_lines() + body
+        return Table.read(text, format="ascii.ecsv")
 
-        Only the rows added since the last rewrite are formatted (astropy's writer of
-        the ECSV data lines: space-delimited, ``"`` quotes, masked values as ``""``): the
-        new file is a copy of the previous one with the new lines appended, moved into
-        place atomically; the first rewrite of the run and a changed :attr:`meta` write
-        the whole table with astropy's ECSV writer.
+    def _written_lines(self):
+        """The data lines of ``results.ecsv`` as written so far ('' before the first)."""
+        if self._n_flushed == 0:
+            return ""
+        _, body = ecsv_text_parts((self.path / RESULTS).read_text(encoding="utf-8"))
+        return body
+
+    def flush(self, force=False):
+        """Write the rows not written yet to ``results.ecsv`` (atomically) when there are
+        some and the last rewrite is old enough (see ``flush_interval``), or always with
+        ``force``.
+
+        Only the new rows are formatted (astropy's writer of the ECSV data lines:
+        space-delimited, ``"`` quotes, masked values as ``""``): the new file is a copy
+        of the previous one with the new lines appended, moved into place atomically;
+        the first rewrite of the run and a changed :attr:`meta` write the header with
+        astropy's ECSV writer (then the lines already written, then the new ones).
 
         Returns
         -------
@@ -314,12 +325,14 @@ class OutputDir:
             if meta_key == self._ecsv_meta_key and path.is_file():
                 shutil.copyfile(path, temporary)
                 with open(temporary, "a", encoding="utf-8") as handle:
-                    handle.write(ecsv_lines(self.results_table(self._rows[self._n_flushed:])))
+                    handle.write(ecsv_lines(self._table(self._rows)))
             else:
-                header, body = ecsv_parts(self.results_table())
-                temporary.write_text(header + body, encoding="utf-8")
+                header, body = ecsv_parts(self._table(self._rows))
+                temporary.write_text(header + self._written_lines() + body,
+                                     encoding="utf-8")
         self._ecsv_meta_key = meta_key
-        self._n_flushed = len(self._rows)
+        self._n_flushed += len(self._rows)
+        self._rows = []
         self._dirty = False
         self._last_flush = time.perf_counter()
         self._flush_seconds = self._last_flush - now

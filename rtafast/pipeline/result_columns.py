@@ -20,6 +20,7 @@ __all__ = [
     "ResultColumn",
     "ecsv_lines",
     "ecsv_parts",
+    "ecsv_text_parts",
     "result_cell",
     "result_column",
 ]
@@ -109,7 +110,12 @@ def ecsv_parts(table):
     the ``#`` lines and the column-name line."""
     buffer = io.StringIO()
     table.write(buffer, format="ascii.ecsv")
-    text = buffer.getvalue()
+    return ecsv_text_parts(buffer.getvalue())
+
+
+def ecsv_text_parts(text):
+    """(header, data lines) of an ECSV text: the header is the ``#`` lines and the
+    column-name line."""
     position = 0
     while text.startswith("#", position):
         position = text.index("\n", position) + 1

@@ -23,7 +23,6 @@ data of the window's last events are available) to its alert files written; the
 window's latency is the same span for every window, alert or not.
 """
 
-import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from .detect import DetectionEstimators, detect
 from .geometry import energy_axis_true, make_geom, map_center
 from .latency import LatencyProfile
 from .measure import MeasureCache, fit_flux, photometry
+from .memory import release_free_memory
 from .outputs import OutputDir
 
 __all__ = ["AlertPipeline", "RunSummary", "run_pipeline", "window_bounds"]
@@ -273,7 +273,7 @@ class AlertPipeline:
                 bar = self._progress_bar()
             self.process(bunch, summary, arrived, read_s)
             if summary.n_bunches % _COLLECT_EVERY == 0:
-                gc.collect()  # between bunches, outside every window's timing
+                release_free_memory()  # between bunches, outside every window's timing
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -310,12 +310,12 @@ class AlertPipeline:
         (a later run at the same pointing makes its maps again, ~0.3 s once per run)."""
         default_irf_cache.clear()
         default_psf_cache.clear()
-        gc.collect()
         self.cache.clear()
         for estimator in (self._estimators.estimator, self._estimators.localiser):
             cache = getattr(estimator, "cache", None)
             if cache is not None:
                 cache.clear()
+        release_free_memory()
 
     def _progress_bar(self):
         if not self.progress:
