@@ -45,7 +45,9 @@ BACKEND_NAMES = ("numpy", "numba", "cuda")
 ENV_VARIABLE = "RTAFAST_BACKEND"
 
 #: Kernel families: sub-packages of ``rtafast_kernels`` declaring ``OPERATIONS``.
-FAMILIES = ("cash", "binning", "selection", "tsmap", "regions", "convolution", "wstat")
+FAMILIES = (
+    "cash", "binning", "selection", "tsmap", "regions", "convolution", "wstat", "timedomain",
+)
 
 _instances = {}
 
