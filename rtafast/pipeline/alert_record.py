@@ -99,6 +99,12 @@ class Alert:
     alert_tense : {"current", "archival", "planned"}
     window_kind : str or None
         ``cumulative`` or ``sliding``.
+    method : str
+        The statistic that raised the alert: ``fit`` (``sqrt_ts``, the flux fit), or a
+        time-aware method of ``detection.method``: ``lima_time``, ``cusum``, ``lift``.
+    statistic : float or None
+        That statistic's value (sigma; CuSum: its log-likelihood ratio); None for
+        ``fit`` (it is ``sqrt_ts``).
     arrived : float or None
         `time.perf_counter` when the window's data were handed to the pipeline (not
         written out).
@@ -130,6 +136,8 @@ class Alert:
     energy_range: tuple | None = None
     alert_tense: str = "current"
     window_kind: str | None = None
+    method: str = "fit"
+    statistic: float | None = None
     arrived: float | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):

@@ -129,6 +129,8 @@ class AlertBook:
                  energy_range=None, clock=None):
         defaults = _defaults_from_config(config)
         self.threshold = float(_first_given(threshold, defaults.get("threshold"), 5.0))
+        #: Thresholds of the statistics not in sigma (``cusum``), by method.
+        self.thresholds = dict(defaults.get("thresholds", {}))
         self.min_update_step = float(
             _first_given(min_update_step, defaults.get("min_update_step"), 1.0)
         )
@@ -175,13 +177,14 @@ class AlertBook:
         missing = [name for name in REQUIRED_FIELDS if name not in values]
         if missing:
             raise ValueError(f"AlertBook.consider: missing field(s) {', '.join(missing)}")
-        sqrt_ts = float(values["sqrt_ts"])
-        if not sqrt_ts >= self.threshold:
+        method = values.get("method", "fit")
+        value = float(values["sqrt_ts"] if method == "fit" else values["statistic"])
+        if not value >= self.thresholds.get(method, self.threshold):
             self.n_below_threshold += 1
             return None
         ra, dec, r95 = float(values["ra"]) % 360.0, float(values["dec"]), float(values["r95"])
         source = self._matching_source(ra, dec, r95)
-        if source is not None and sqrt_ts < source.last.sqrt_ts + self.min_update_step:
+        if source is not None and value < _significance(source.last) + self.min_update_step:
             self.n_suppressed += 1
             return None
         alert = self._make_alert(values, ra, source)
@@ -252,8 +255,15 @@ class AlertBook:
             energy_range=self.energy_range,
             alert_tense=self.tense,
             window_kind=values.get("window_kind"),
+            method=str(values.get("method", "fit")),
+            statistic=None if values.get("method", "fit") == "fit" else float(values["statistic"]),
             arrived=values.get("arrived"),
         )
+
+
+def _significance(alert):
+    """The value an alert was raised on (its method's statistic, or ``sqrt_ts``)."""
+    return alert.sqrt_ts if alert.statistic is None else alert.statistic
 
 
 def _first_given(*values):
@@ -269,6 +279,7 @@ def _defaults_from_config(config):
     selection = config.selection
     return {
         "threshold": config.alert.threshold,
+        "thresholds": {"cusum": config.detection.cusum_threshold},
         "min_update_step": config.alert.min_update_step,
         "target_name": config.target.name,
         "far": far_from_config(config),

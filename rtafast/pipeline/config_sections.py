@@ -254,8 +254,12 @@ class ExclusionRegion(_Section):
 class DetectionConfig(_Section):
     """The blind search on each window."""
 
-    method: Literal["tsmap", "lima"] = Field(
-        "tsmap", description="tsmap: TS map of a point source; lima: Li & Ma excess map"
+    method: Literal["tsmap", "lima", "lima_time", "cusum", "lift"] = Field(
+        "tsmap",
+        description="tsmap: TS map of a point source; lima: Li & Ma excess map; the "
+        "time-aware methods (the blind search a TS map; the target's alerts from its "
+        "on/off counts bunch by bunch, cumulative windows): lima_time: brightest stretch "
+        "since the observation start (Li & Ma); cusum: CuSum; lift: decay-aware likelihood",
     )
     kernel_width: Angle = Field("0.3 deg", description="tsmap: kernel width (angle)")
     correlation_radius: Angle = Field("0.1 deg", description="lima: correlation radius (angle)")
@@ -268,6 +272,27 @@ class DetectionConfig(_Section):
         [],
         description="regions not searched, e.g. [{ra: 83.63, dec: 22.01, radius: 0.3 deg}]",
     )
+    decay_indices: list[float] = Field(
+        [0.8, 1.2, 1.6, 2.0], description="lift: decay indices of the templates (F ~ t^-index)"
+    )
+    decay_onsets: list[NonNegativeDuration] = Field(
+        ["10 s", "60 s", "100 s"],
+        description="lift: afterglow onsets after the trigger time of the templates (duration)",
+    )
+    cusum_ratio: float = Field(
+        3.0, gt=0, description="cusum: the signal it is tuned to, as a multiple of the background"
+    )
+    cusum_threshold: float = Field(
+        20.0, gt=0, description="cusum: alert threshold of the CuSum statistic (log-likelihood)"
+    )
+
+    _time_lists = field_validator("decay_indices", "decay_onsets", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _templates_given(self):
+        if not self.decay_indices or not self.decay_onsets:
+            raise ValueError("decay_indices and decay_onsets: give at least one value each")
+        return self
 
 
 class FitConfig(_Section):

@@ -19,6 +19,7 @@ from gammapy.modeling.models import PointSpatialModel, PowerLawSpectralModel, Sk
 from regions import CircleSkyRegion
 
 from ..estimators import ExcessMapEstimator, TSMapEstimator
+from ..timedomain.series import METHODS as TIME_METHODS
 
 __all__ = [
     "LOCALISATION_KERNEL_WIDTH_DEG",
@@ -27,6 +28,7 @@ __all__ = [
     "DetectionEstimators",
     "ExclusionCircle",
     "make_localiser",
+    "map_method",
 ]
 
 #: Detection methods and the estimator each uses.
@@ -70,6 +72,13 @@ def _point_source(index, reference):
     """The TS kernel's model: a point source with a power law."""
     spectral = PowerLawSpectralModel(index=float(index), reference=u.Quantity(reference))
     return SkyModel(spatial_model=PointSpatialModel(), spectral_model=spectral)
+
+
+def map_method(method):
+    """The significance map of the blind search for ``detection.method``: the
+    time-aware methods (:data:`rtafast.timedomain.series.METHODS`, which measure the
+    target) search with a TS map."""
+    return "tsmap" if method in TIME_METHODS else method
 
 
 def make_localiser(index=2.5, reference="1 TeV", kernel_width=None, backend=None):
@@ -184,7 +193,8 @@ class DetectionEstimators:
                 backend=backend,
             ),
         )
-        if detection.method == "tsmap":
+        method = map_method(detection.method)
+        if method == "tsmap":
             estimator = TSMapEstimator(
                 kernel_model=_point_source(config.fit.index, config.fit.reference),
                 kernel_width=kernel_width * u.deg,
@@ -192,7 +202,7 @@ class DetectionEstimators:
                 selection_optional=[],
                 array_backend=backend,
             )
-        elif detection.method == "lima":
+        elif method == "lima":
             radius = _angle_deg(detection.correlation_radius, "detection.correlation_radius")
             estimator = ExcessMapEstimator(
                 correlation_radius=radius * u.deg,
@@ -202,7 +212,7 @@ class DetectionEstimators:
         else:
             raise ValueError(f"detection.method: {detection.method!r} is not one of {METHODS}")
         return cls(
-            detection.method,
+            method,
             estimator,
             threshold=detection.threshold,
             max_candidates=detection.max_candidates,

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: The schema's ``$id``, written as each notice's ``$schema``.
-SCHEMA_ID = "urn:rtafast:schema:gcn-notice:1"
+SCHEMA_ID = "urn:rtafast:schema:gcn-notice:2"
 #: Containment probability of ``ra_dec_error`` (the r95 radius).
 CONTAINMENT_PROBABILITY = 0.95
 _SCHEMA_FILE = "gcn_notice.schema.json"
@@ -135,6 +135,8 @@ def gcn_notice(alert, *, mission="CTAO", instrument="rtafast"):
         "ra_dec_error_68": float(alert.r68),
         "runid": int(alert.runid),
         "backend": alert.backend,
+        "detection_method": alert.method,
+        "detection_statistic": _number_or_none(alert.statistic),
     }
     if alert.ref_alert_id is not None:
         notice["ref_ID"] = alert.ref_alert_id

@@ -19,7 +19,10 @@ __all__ = [
 ]
 
 #: Pipeline stages timed in each window, in pipeline order.
-STAGES = ("read", "select", "accumulate", "detect", "localise", "fit", "photometry", "write")
+#: ``lima_time``, ``cusum`` and ``lift`` time the target's time-aware statistics
+#: (``detection.method`` a time-aware method; 0 otherwise).
+STAGES = ("read", "select", "accumulate", "detect", "localise", "fit", "photometry",
+          "lima_time", "cusum", "lift", "write")
 
 #: RTA-SCI's timing names and the rtafast records they sum. ``"setup"`` is the run's
 #: one-off setup (:meth:`LatencyProfile.setup`), ``"total"`` the window's wall time
@@ -29,7 +32,7 @@ RTASCI_STAGES: dict[str, tuple[str, ...]] = {
     "setup": ("setup",),
     "data reduction": ("read", "select", "accumulate"),
     "blind search": ("detect",),
-    "statistics": ("photometry",),
+    "statistics": ("photometry", "lima_time", "cusum", "lift"),
     "modelling": ("localise",),
     "fitting": ("fit",),
     "total": ("total",),

@@ -67,6 +67,11 @@ RESULT_COLUMN_SPECS = (
     ResultColumn("backend", "str", None, "array backend"),
     ResultColumn("window_kind", "str", None, "cumulative or sliding"),
     ResultColumn("detection_sqrt_ts", "float", None, "peak significance in the detection map"),
+    ResultColumn("lima_time", "float", None,
+                 "time-aware: Li & Ma significance of the brightest stretch of bunches, sigma"),
+    ResultColumn("cusum", "float", None, "time-aware: CuSum statistic (log-likelihood ratio)"),
+    ResultColumn("lift", "float", None,
+                 "time-aware: sqrt(TS) of the decay-aware likelihood, sigma"),
     ResultColumn("alert_id", "str", None, "the alert this row raised ('' for none)"),
 )
 #: Column names of ``results.ecsv``, in order.

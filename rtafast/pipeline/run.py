@@ -36,6 +36,8 @@ from rtafast_kernels import resolve_backend
 from ..cache.irf import default_irf_cache
 from ..cache.psf import default_cache as default_psf_cache
 from ..stream import BunchAccumulator
+from ..timedomain.series import METHODS as TIME_METHODS
+from ..timedomain.series import OnOffSeries
 from . import inputs as input_module
 from .alerts import AlertBook
 from .detect import DetectionEstimators, detect
@@ -119,6 +121,7 @@ class _Stream:
         self.accumulator = None
         self.runid = None
         self.index = 0
+        self.series = None
 
     def add(self, bunch):
         """Add a bunch; returns the current window."""
@@ -126,9 +129,23 @@ class _Stream:
             self.config.stream.per_observation and bunch.runid != self.runid
         ):
             self.accumulator = self._accumulator()
+            self.series = self._series()
         self.runid = bunch.runid
         self.accumulator.add(bunch.events, bunch.observation, (bunch.start, bunch.stop))
         return self.accumulator.current_window()
+
+    def _series(self):
+        """The target's on/off counts bunch by bunch (time-aware methods, cumulative
+        windows only), or None."""
+        detection = self.config.detection
+        if detection.method not in TIME_METHODS or self.kind != "cumulative":
+            return None
+        return OnOffSeries(
+            detection.decay_indices,
+            detection.cusum_ratio,
+            backend=self.backend,
+            onsets_s=[onset.to_value("s") for onset in detection.decay_onsets],
+        )
 
     def _accumulator(self):
         config = self.config
@@ -372,6 +389,7 @@ class AlertPipeline:
             "window_start": start,
             "window_stop": stop,
             "texp": window.livetime,
+            "series": stream.series,
         }
 
     def _sources(self, detection):
@@ -407,10 +425,27 @@ class AlertPipeline:
         with timer.stage("photometry"):
             onoff = photometry(window, ra, dec, self.config, cache=self.cache, exclude=others)
         row = self._row(number, ra, dec, candidate, flux, onoff, context)
+        method = {}
+        if number == 0 and context["series"] is not None:
+            row.update(self._time_statistics(context["series"], onoff, row, timer))
+            chosen = self.config.detection.method
+            method = {"method": chosen, "statistic": row[chosen]}
         alert = None
-        if flux.sqrt_ts >= self.config.alert.threshold:
-            alert = self.alerts.consider(self._alert_fields(row))
+        if method or flux.sqrt_ts >= self.config.alert.threshold:
+            alert = self.alerts.consider(self._alert_fields(row), **method)
         return row, alert
+
+    def _time_statistics(self, series, onoff, row, timer):
+        """Add the window to the target's series; its time statistics, each timed."""
+        with timer.stage("photometry"):
+            start = series.last_stop if len(series) else row["window_start"]
+            series.add_window(onoff.oncounts, onoff.offcounts, row["texp"], onoff.alpha,
+                              start, row["window_stop"])
+        values = {}
+        for method in TIME_METHODS:
+            with timer.stage(method):
+                values[method] = getattr(series.statistics((method,)), method)
+        return values
 
     def _row(self, number, ra, dec, candidate, flux, onoff, context):
         trigger = self._trigger

@@ -5,8 +5,9 @@ One packet per alert, IVORN ``ivo://<stream>#<alert_id>`` (default stream
 
 - **Who**: author IVORN, date (the alert's ``alert_datetime``), author title/short name,
   rtafast's version.
-- **What**: ``alert_type``, ``runid``, ``sqrt_ts`` (sigma), ``ts``, ``flux``,
-  ``flux_err``, ``flux_ul`` (cm-2 s-1; left out when the fit failed),
+- **What**: ``alert_type``, ``runid``, ``method`` and ``statistic`` (what raised the
+  alert), ``sqrt_ts`` (sigma), ``ts``, ``flux``, ``flux_err``, ``flux_ul`` (cm-2 s-1;
+  left out when the fit failed),
   ``energy_min``/``energy_max`` (TeV), ``window_start``/``window_stop`` (ISO UTC and
   s after the trigger), ``livetime`` (s), ``time_to_alert`` (s, when measured), ``far``
   (Hz), ``r68`` and ``r95`` (deg), ``backend``.
@@ -97,7 +98,10 @@ def _what_params(alert):
         vp.Param("window_stop_after_trigger", float(alert.window_stop), unit="s"),
         vp.Param("trigger_time", times["trigger_time"], ucd="time.epoch"),
         vp.Param("backend", alert.backend),
+        vp.Param("method", alert.method),
     ]
+    if _finite(alert.statistic):
+        params.append(vp.Param("statistic", float(alert.statistic), ucd="stat.value"))
     flux_params = (("flux", alert.flux, "phot.flux"),
                    ("flux_err", alert.flux_err, "stat.error;phot.flux"),
                    ("flux_ul", alert.flux_ul, "phot.flux;stat.max"))
