@@ -41,8 +41,7 @@ PKS2155 = SkyCoord(329.71694, -30.2255, unit="deg")
 SIZE = "PKS 2155 run, 10 s bunch, 250x250x10, TS map + 2 sources"
 
 
-@pytest.fixture(scope="module")
-def config(hess_datastore):
+def _config(hess_datastore, *more):
     return load_config(
         None,
         [
@@ -53,20 +52,38 @@ def config(hess_datastore):
             f"target.dec={PKS2155.dec.deg}",
             "fit.index=3.4",
             "stream.bunch=10 s",
+            *more,
         ],
     )
 
 
 @pytest.fixture(scope="module")
-def warm(config, tmp_path_factory):
+def config(hess_datastore):
+    return _config(hess_datastore)
+
+
+def _warm(config, folder):
     """The pipeline after WARM_WINDOWS windows, the rest of the bunches, and the summary."""
-    pipeline = AlertPipeline(config, tmp_path_factory.mktemp("bench") / "out", say=str)
+    pipeline = AlertPipeline(config, folder / "out", say=str)
     pipeline.prepare()
     bunches = iter_bunches(config, InputStats())
     summary = RunSummary()
     for _ in range(WARM_WINDOWS):
         pipeline.process(next(bunches), summary)
     return pipeline, bunches, summary
+
+
+@pytest.fixture(scope="module")
+def warm(config, tmp_path_factory):
+    return _warm(config, tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def warm_time_aware(hess_datastore, tmp_path_factory):
+    """The same with ``detection.method: lift`` (the three time-aware statistics of the
+    target computed in every window; its alerts raised by the decay likelihood)."""
+    config = _config(hess_datastore, "detection.method=lift")
+    return _warm(config, tmp_path_factory.mktemp("bench_time"))
 
 
 def _target_row(pipeline, window):
@@ -101,6 +118,22 @@ def test_gammapy_pipeline_window(benchmark, record, config, hess_datastore, warm
 
 def test_rtafast_pipeline_window(benchmark, record, warm):
     record("pipeline: window analysis", SIZE, "rtafast", "numba")
+    _time_windows(benchmark, warm)
+
+
+def test_rtafast_pipeline_window_time_aware(benchmark, record, warm_time_aware):
+    record("pipeline: window analysis", SIZE + ", time-aware stats", "rtafast", "numba")
+    pipeline = _time_windows(benchmark, warm_time_aware)
+    stages = pipeline.latency.summary()["stages"]
+    benchmark.extra_info["check"] += "; " + ", ".join(
+        f"{name} p50 {stages[name]['p50_ms']:.3f} ms p95 {stages[name]['p95_ms']:.3f} ms"
+        for name in ("lima_time", "cusum", "lift")
+    )
+    assert all(alert.method == "lift" for alert in pipeline.alerts.emitted)
+
+
+def _time_windows(benchmark, warm):
+    """Time the next windows; the latency profile's p50/p95 into the row's check."""
     pipeline, bunches, summary = warm
 
     def next_bunch():
@@ -121,4 +154,5 @@ def test_rtafast_pipeline_window(benchmark, record, warm):
         f"p95 {p95:.1f} ms; {alerts} alert(s) in the run so far"
     )
     assert alerts >= 1
+    return pipeline
 

@@ -45,18 +45,20 @@ def _sample(command, interval):
 
 
 def _window_tenths(latency_csv, samples, wall):
-    """Mean RSS during the first and the last tenth of the windows (by their end times,
-    counted back from the end of the run: the process start and setup come first)."""
+    """Mean RSS during each tenth of the windows (by their end times, counted back from
+    the end of the run: the process start and setup come first): (n windows, means)."""
     from astropy.table import Table
 
     table = Table.read(latency_csv, format="ascii.csv")
     totals = np.asarray(table["total_ms"], float) / 1e3
     ends = wall - (totals[::-1].cumsum()[::-1] - totals)  # approximate end of each window
     n = len(totals)
-    tenth = max(n // 10, 1)
-    first = (samples[:, 0] >= ends[0] - totals[0]) & (samples[:, 0] <= ends[tenth - 1])
-    last = samples[:, 0] >= ends[n - tenth] - totals[n - tenth]
-    return n, samples[first, 1].mean(), samples[last, 1].mean()
+    bounds = np.linspace(0, n, 11).astype(int)
+    means = []
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+        inside = (samples[:, 0] >= ends[low] - totals[low]) & (samples[:, 0] <= ends[high - 1])
+        means.append(samples[inside, 1].mean())
+    return n, means
 
 
 def main(argv=None):
@@ -74,11 +76,13 @@ def main(argv=None):
     if code != 0:
         print(f"rtafast run failed (exit {code})")
         return code
-    n, first, last = _window_tenths(Path(args.outdir) / "latency.csv", samples, wall)
+    n, means = _window_tenths(Path(args.outdir) / "latency.csv", samples, wall)
+    first, last = means[0], means[-1]
     print(
         f"{n} windows, {wall:.0f} s, {len(samples)} samples; RSS first tenth {first:.0f} MiB, "
         f"last tenth {last:.0f} MiB, growth {100 * (last / first - 1):+.1f} %; "
-        f"peak {samples[:, 1].max():.0f} MiB"
+        f"peak {samples[:, 1].max():.0f} MiB; by tenth: "
+        + " ".join(f"{mean:.0f}" for mean in means)
     )
     return 0
 

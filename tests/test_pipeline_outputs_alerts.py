@@ -77,6 +77,24 @@ def test_initial_then_update_only_when_grown_by_the_step(book):
                               "n_suppressed": 2, "n_below_threshold": 0, "far_hz": 2.3e-5}
 
 
+def test_time_aware_alerts_are_raised_on_their_statistic(book):
+    """lift/lima_time: sigma against alert.threshold; cusum: its own threshold, updates on
+    sqrt(2 S); the fit's sqrt_ts does not decide (it may be below 5)."""
+    book.thresholds["cusum"] = 20.0
+    assert book.consider(candidate(sqrt_ts=3.0), method="lift", statistic=4.9) is None
+    first = book.consider(candidate(sqrt_ts=3.0), method="lift", statistic=5.1)
+    assert (first.method, first.statistic, first.sqrt_ts) == ("lift", 5.1, 3.0)
+    assert book.consider(candidate(sqrt_ts=9.0), method="lift", statistic=6.0) is None
+    other = candidate(ra=100.0, dec=10.0)
+    assert book.consider(other, method="cusum", statistic=19.9) is None
+    start = book.consider(other, method="cusum", statistic=20.0)  # sqrt(40) = 6.32
+    assert start.alert_type == "initial" and start.method == "cusum"
+    assert book.consider(other, method="cusum", statistic=26.0) is None  # sqrt(52) = 7.21
+    update = book.consider(other, method="cusum", statistic=27.0)  # sqrt(54) = 7.35
+    assert update.alert_type == "update" and update.ref_alert_id == start.alert_id
+    assert book.consider(candidate(sqrt_ts=7.0), method="fit").statistic is None
+
+
 def test_match_distance_is_the_larger_95_radius(book):
     book.consider(candidate(r68=0.01, r95=0.02))
     # 0.05 deg away in Dec: outside 0.02 and 0.04, inside 0.06

@@ -184,7 +184,9 @@ class AlertBook:
             return None
         ra, dec, r95 = float(values["ra"]) % 360.0, float(values["dec"]), float(values["r95"])
         source = self._matching_source(ra, dec, r95)
-        if source is not None and value < _significance(source.last) + self.min_update_step:
+        grown = _significance(method, value) - _significance(
+            source.last.method, _raised_on(source.last)) if source is not None else None
+        if source is not None and grown < self.min_update_step:
             self.n_suppressed += 1
             return None
         alert = self._make_alert(values, ra, source)
@@ -261,9 +263,15 @@ class AlertBook:
         )
 
 
-def _significance(alert):
+def _raised_on(alert):
     """The value an alert was raised on (its method's statistic, or ``sqrt_ts``)."""
     return alert.sqrt_ts if alert.statistic is None else alert.statistic
+
+
+def _significance(method, value):
+    """A statistic on the sigma scale for the update rule: CuSum's log-likelihood ratio
+    ``S`` as ``sqrt(2 S)`` (a likelihood-ratio TS of ``2 S``), the others as they are."""
+    return math.sqrt(2.0 * max(value, 0.0)) if method == "cusum" else value
 
 
 def _first_given(*values):
