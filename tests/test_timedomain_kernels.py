@@ -117,3 +117,41 @@ def test_lift_with_exposure_weights_is_gammapys_cash_with_known_background(backe
         expected = float(stat.sqrt_ts) if stat.n_sig > 0 else 0.0
         assert out[s, -1] == pytest.approx(expected, rel=1e-9), s
         assert expected > 0 or s != 0
+
+
+def test_series_gives_each_windows_statistics_incrementally():
+    """OnOffSeries from cumulative counts = the statistics of the whole series, window by
+    window, also when a window's statistics are skipped (no alpha yet)."""
+    from rtafast.timedomain import (
+        OnOffSeries,
+        brightest_stretch,
+        cusum,
+        decay_likelihood,
+        decay_templates,
+    )
+
+    rng = np.random.default_rng(11)
+    on = rng.poisson(np.linspace(6, 1, 15)).astype(float)
+    off = rng.poisson(10.0, 15).astype(float)
+    livetime = np.full(15, 10.0)
+    starts = 30.0 + 10.0 * np.arange(15)
+    series = OnOffSeries(cusum_ratio=2.0, backend="numpy")
+    got = []
+    for k in range(15):
+        alpha = np.nan if k == 2 else 0.2  # window 2: no off region, skipped
+        series.add_window(on[: k + 1].sum(), off[: k + 1].sum(), livetime[: k + 1].sum(),
+                          alpha, starts[k], starts[k] + 10.0)
+        if k != 2:
+            got.append((k, series.statistics()))
+    templates = decay_templates(starts, starts + 10.0, livetime)
+    expected = {
+        "lima_time": brightest_stretch(on[None], off[None], 0.2, backend="numpy")[0],
+        "cusum": cusum(on[None], off[None], 0.2, livetime[None], 2.0, backend="numpy")[0],
+        "lift": decay_likelihood(on[None], off[None], 0.2, livetime[None], templates,
+                                 backend="numpy")[0],
+    }
+    for k, values in got[1:]:  # window 0's statistics are with alpha 0.2 too
+        for name in expected:
+            assert getattr(values, name) == pytest.approx(expected[name][k], rel=1e-6), (k, name)
+    with pytest.raises(ValueError, match="fewer counts"):
+        series.add_window(0, 0, 0, 0.2, 200.0, 210.0)

@@ -67,6 +67,7 @@ class OnOffSeries:
         self._n = 0
         self._last = (0.0, 0.0, 0.0)
         self._best_stretch = -math.inf
+        self._stretches_done = 0
         self.alpha = math.nan
 
     def __len__(self):
@@ -103,10 +104,11 @@ class OnOffSeries:
                                           for c in self._columns)
         alpha = backend.asarray([self.alpha])
         values = {}
-        if "lima_time" in methods:
-            out = backend.xp.zeros((1, self._n))
-            backend.stretch_lima(on, off, alpha, self._n - 1, out)
-            self._best_stretch = max(self._best_stretch, float(out[0, -1]))
+        if "lima_time" in methods:  # the stretches ending at every bunch not seen yet
+            out = backend.xp.full((1, self._n), -math.inf)
+            backend.stretch_lima(on, off, alpha, self._stretches_done, out)
+            self._best_stretch = max(self._best_stretch, float(out.max()))
+            self._stretches_done = self._n
             values["lima_time"] = self._best_stretch
         if "cusum" in methods:
             out = backend.xp.zeros((1, self._n))
