@@ -24,17 +24,10 @@ from rtafast.pipeline.gcn import load_schema
 from rtafast.pipeline.run import AlertPipeline
 from rtafast.simulate_grb import simulate_grb_observations
 from rtafast.timedomain import brightest_stretch, cusum, decay_likelihood, decay_templates
+from tests.test_pipeline_run import SMALL as RUN_SMALL
 
 METHODS = ("lima_time", "cusum", "lift")
-SMALL = [
-    "geometry.width=3 deg",
-    "geometry.binsz=0.05 deg",
-    "geometry.energy_nbins=4",
-    "geometry.energy_true_nbins=8",
-    "stream.bunch=20 s",
-    "target.name=GRB test",
-    "detection.cusum_threshold=8",
-]
+SMALL = [*RUN_SMALL, "detection.cusum_threshold=8"]  # the end-to-end test's small cube
 
 
 @pytest.fixture(scope="module")
