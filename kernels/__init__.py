@@ -18,6 +18,7 @@ from .registry import (
     environment_backend_name,
     resolve_backend,
 )
+from .trials import TrialFits, fit_norm_rows
 
 __all__ = [
     "BACKEND_NAMES",
@@ -26,12 +27,14 @@ __all__ = [
     "BackendUnavailableError",
     "CashProblem",
     "NormFitResult",
+    "TrialFits",
     "auto_backend_name",
     "available_backends",
     "cash_sum",
     "default_backend_name",
     "environment_backend_name",
     "fit_norm",
+    "fit_norm_rows",
     "fit_norms",
     "resolve_backend",
 ]

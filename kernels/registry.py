@@ -46,7 +46,15 @@ ENV_VARIABLE = "RTAFAST_BACKEND"
 
 #: Kernel families: sub-packages of ``rtafast_kernels`` declaring ``OPERATIONS``.
 FAMILIES = (
-    "cash", "binning", "selection", "tsmap", "regions", "convolution", "wstat", "timedomain",
+    "cash",
+    "binning",
+    "selection",
+    "tsmap",
+    "regions",
+    "convolution",
+    "wstat",
+    "timedomain",
+    "trials",
 )
 
 _instances = {}

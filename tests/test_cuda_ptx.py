@@ -178,6 +178,7 @@ def _exercise_cuda_backend():
     backend.stretch_lima(series, series, alpha, 0, out)
     backend.cusum(series, series, alpha, np.full((3, 16), 10.0), 1.0, out)
     backend.lift(series, series, alpha, np.full((3, 16), 10.0), np.ones((2, 16)), 0, out)
+    rk.fit_norm_rows(series, fixed[:16], templates[0, :16], backend)
     on = CircleSkyRegion(SkyCoord(83.6, 22.0, unit="deg"), 0.3 * u.deg)
     off = CircleSkyRegion(SkyCoord(84.6, 22.0, unit="deg"), 0.3 * u.deg)
     counter = OnOffCounter(on, [off], geom.axes["energy"], array_backend="cuda")
