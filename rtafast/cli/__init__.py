@@ -1,8 +1,10 @@
 """The rtafast command line.
 
 Commands: demo (a simulated GRB afterglow through the alert pipeline), run (the alert
-pipeline on a YAML config), config (a documented template, or check a config), compare
-(a simulated point source fitted with gammapy and rtafast), info, warmup, bench.
+pipeline on a YAML config), batch (each run of a config as a Dask task, merged), config
+(a documented template, or check a config), trials (calibration trials on Dask, and
+their report), compare (a simulated point source fitted with gammapy and rtafast), info,
+warmup, bench.
 
 Errors are reported as one line on stderr, "rtafast: error: <message>", never a
 traceback (--debug shows it): exit code 2 for bad input (arguments, config keys,
@@ -127,6 +129,8 @@ def build_parser():
     import argparse
 
     from .pipeline import add_config_command, add_demo_command, add_run_command
+    from .batch import add_batch_command
+    from .trials import add_trials_command
 
     parser = Parser(
         prog=PROG, description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,7 +140,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_command(sub)
     add_run_command(sub)
+    add_batch_command(sub)
     add_config_command(sub)
+    add_trials_command(sub)
     _add_compare(sub)
     _add_info(sub)
     _add_warmup(sub)

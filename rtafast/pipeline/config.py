@@ -47,6 +47,7 @@ from .config_sections import (
     SelectionConfig,
     StreamConfig,
     TargetConfig,
+    TrialsConfig,
 )
 from .config_types import (
     TIME_SCALES,
@@ -83,6 +84,7 @@ __all__ = [
     "SelectionConfig",
     "StreamConfig",
     "TargetConfig",
+    "TrialsConfig",
     "dump_yaml",
     "load_config",
     "template_yaml",

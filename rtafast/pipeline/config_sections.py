@@ -43,6 +43,7 @@ __all__ = [
     "SelectionConfig",
     "StreamConfig",
     "TargetConfig",
+    "TrialsConfig",
 ]
 
 
@@ -343,6 +344,61 @@ class OutputConfig(_Section):
     )
 
 
+class TrialsConfig(_Section):
+    """Calibration trials (rtafast trials CONFIG): simulated windows, analysed as the pipeline does.
+
+    The windows have the config's geometry, selection and IRFs; each trial is analysed
+    with the pipeline's flux-only fit at the target and, with ``blind``, its detection.
+    """
+
+    hypothesis: Literal["background", "source"] = Field(
+        "background",
+        description="background: null trials (background only); source: a point source "
+        "injected at the target position",
+    )
+    exposures: list[Duration] = Field(
+        ["10 s"], description="live time of the simulated windows; one set of trials each (time)"
+    )
+    batch_size: int = Field(1000, ge=1, description="trials per Dask task (one Parquet file)")
+    seed: int = Field(0, ge=0, description="base seed; each batch's seed is derived from it")
+    blind: bool = Field(
+        False,
+        description="also run the blind search (TS map, peaks, localisation) on the whole "
+        "simulated cube of every trial (milliseconds per trial instead of microseconds)",
+    )
+    pointing_offset: Angle = Field(
+        "0.5 deg",
+        description="simulated pointing's offset from the target (wobble), when the IRFs are "
+        "not an observation's (angle)",
+    )
+    flux_min: float = Field(
+        1e-12, gt=0, description="source: lowest injected integral flux (cm-2 s-1, log-uniform)"
+    )
+    flux_max: float = Field(
+        1e-10, gt=0, description="source: highest injected integral flux (cm-2 s-1)"
+    )
+    decay_index: float | None = Field(
+        None,
+        description="source: flux fading as (t / decay_start)^-decay_index over the window; "
+        "null: steady",
+    )
+    decay_start: Duration = Field(
+        "30 s", description="source with decay: window start after the burst (time)"
+    )
+
+    _lists = field_validator("exposures", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not self.exposures:
+            raise _KeyProblem("exposures", "give at least one exposure")
+        if self.flux_min > self.flux_max:
+            raise _KeyProblem(
+                "flux_min", f"{self.flux_min:g} must not exceed flux_max ({self.flux_max:g})"
+            )
+        return self
+
+
 class PipelineConfig(_Section):
     """The whole pipeline configuration (``rtafast run CONFIG``)."""
 
@@ -356,6 +412,7 @@ class PipelineConfig(_Section):
     photometry: PhotometryConfig = Field(default_factory=PhotometryConfig)
     alert: AlertConfig = Field(default_factory=AlertConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    trials: TrialsConfig = Field(default_factory=TrialsConfig)
     backend: Literal["auto", "numpy", "numba", "cuda"] = Field(
         "auto",
         description="array backend (auto: $RTAFAST_BACKEND when set, else cuda when a GPU "

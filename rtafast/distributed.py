@@ -1,0 +1,94 @@
+"""A Dask client for rtafast's scale-out commands (calibration trials, batch analysis).
+
+:func:`open_client` connects to a running scheduler (``--scheduler ADDRESS``: a cluster
+anywhere, started with ``dask scheduler`` / ``dask worker`` or any Dask deployment) or
+starts a `distributed.LocalCluster` on this machine (the embedded default): one worker
+process per core, one thread each, so that each task's numba kernels have the core
+to themselves (``NUMBA_NUM_THREADS=1`` in the workers: parallelism comes from the
+tasks, not from the kernels' threads).
+"""
+
+import contextlib
+import logging
+import os
+
+__all__ = ["open_client", "worker_count"]
+
+
+def worker_count(n_workers=None):
+    """Workers of a local cluster: ``n_workers``, else the cores this process may use."""
+    if n_workers is not None:
+        if int(n_workers) < 1:
+            raise ValueError(f"--workers must be >= 1, got {n_workers}")
+        return int(n_workers)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def open_client(scheduler=None, n_workers=None, processes=True, quiet=True):
+    """A `distributed.Client`: connected to ``scheduler``, or on a new local cluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); None: a
+        `~distributed.LocalCluster` on this machine, closed on exit.
+    n_workers : int, optional
+        Local cluster only: worker processes (default: the usable cores).
+    processes : bool
+        Local cluster only: workers in processes (default) or threads of this process.
+    quiet : bool
+        Keep distributed's INFO logging (worker start/stop lines) off the console.
+
+    Yields
+    ------
+    `distributed.Client`
+
+    Raises
+    ------
+    OSError
+        The scheduler cannot be reached (message names the address).
+    """
+    from distributed import Client, LocalCluster
+
+    if quiet:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as error:
+            raise OSError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+        with client:
+            yield client
+        return
+    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    with (
+        _worker_environment(env),
+        LocalCluster(
+            n_workers=worker_count(n_workers),
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.WARNING if quiet else logging.INFO,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def _worker_environment(values):
+    """Set environment variables while the local workers start (they inherit them)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
