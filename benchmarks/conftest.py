@@ -32,7 +32,8 @@ def _rows(config):
             continue
         key = (info["capability"], info["size"])
         entry = (info["impl"], info.get("backend", ""))
-        medians.setdefault(key, {})[entry] = bench.stats.median
+        # a call doing ``units`` of the work (a batch of trials) counts per unit
+        medians.setdefault(key, {})[entry] = bench.stats.median / info.get("units", 1)
         if info.get("params"):
             params[key] = info["params"]
         if info.get("check"):
@@ -97,12 +98,13 @@ def record(benchmark):
     optional machine-readable sizes (numbers), the keyword arguments of the
     capability's work function in :mod:`rtafast_devtools.bench_floors` (e.g.
     ``n_events``/``n_bins``; ``ny, nx, ky, kx, n_energy``); rows without them get
-    their sizes parsed from ``size``.
+    their sizes parsed from ``size``. ``units``: how many units of the work one timed
+    call does (a batch of trials): the row's median is per unit.
     """
 
-    def tag(capability, size, impl, backend_name="", **params):
+    def tag(capability, size, impl, backend_name="", units=1, **params):
         benchmark.extra_info.update(
-            capability=capability, size=size, impl=impl, backend=backend_name
+            capability=capability, size=size, impl=impl, backend=backend_name, units=units
         )
         if params:
             benchmark.extra_info["params"] = params
