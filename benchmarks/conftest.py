@@ -28,8 +28,8 @@ def _rows(config):
     medians, params, checks = {}, {}, {}
     for bench in session.benchmarks:
         info = bench.extra_info
-        if "capability" not in info or bench.stats is None:
-            continue
+        if "capability" not in info or bench.stats is None or not bench.stats.data:
+            continue  # a benchmark that failed before its rounds has no times
         key = (info["capability"], info["size"])
         entry = (info["impl"], info.get("backend", ""))
         # a call doing ``units`` of the work (a batch of trials) counts per unit

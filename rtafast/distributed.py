@@ -72,7 +72,7 @@ def open_client(scheduler=None, n_workers=None, processes=True, quiet=True):
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
-            silence_logs=logging.WARNING if quiet else logging.INFO,
+            silence_logs=logging.CRITICAL if quiet else logging.INFO,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -38,7 +38,7 @@ class GammapyTrials:
         self.dataset = dataset
         self.config = config
         self.target = target
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.RandomState(seed)  # what gammapy's fake takes
         models = _models(dataset, *target, config)
         self.estimator = TSMapEstimator(
             model=models["source"],

@@ -128,8 +128,8 @@ def build_parser():
     """Return the argument parser of the ``rtafast`` command."""
     import argparse
 
-    from .pipeline import add_config_command, add_demo_command, add_run_command
     from .batch import add_batch_command
+    from .pipeline import add_config_command, add_demo_command, add_run_command
     from .trials import add_trials_command
 
     parser = Parser(
