@@ -77,3 +77,20 @@ def test_unknown_operation_is_an_attribute_error():
     backend = rtafast_kernels.resolve_backend("numpy")
     with pytest.raises(AttributeError, match="no kernel family provides operation 'nope'"):
         backend.nope  # noqa: B018
+
+
+def test_every_package_is_installed():
+    """pyproject's explicit package list names every package folder (a folder missing from
+    it works in the editable install of the tests and breaks a wheel install)."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    names = {"rtafast": "rtafast", "kernels": "rtafast_kernels"}
+    found = {
+        ".".join([names[init.relative_to(ROOT).parts[0]], *init.relative_to(ROOT).parts[1:-1]])
+        for folder in names
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert found - listed == set(), "package folders missing from pyproject.toml"
