@@ -25,6 +25,7 @@ WARMUP_STEPS = (
     "TS map",
     "excess map",
     "on/off and ring",
+    "time domain and trials",
 )
 
 
@@ -115,6 +116,28 @@ def _onoff_and_ring(dataset, backend):
     RingBackgroundMaker(r_in=0.1 * u.deg, width=0.1 * u.deg, array_backend=backend).run(dataset)
 
 
+def _time_domain_and_trials(dataset, backend):
+    """The *timedomain* statistics and the *trials* fits, serial and parallel (many series
+    and rows, as the afterglow study and the calibration trials run them)."""
+    from rtafast.timedomain.statistics import cusum, decay_likelihood, stretch_significance
+    from rtafast.timedomain.templates import decay_templates
+    from rtafast_kernels import fit_norm_rows
+
+    rng = np.random.default_rng(2)
+    for n_series in (1, 16):
+        on = rng.poisson(2.0, (n_series, 12)).astype(float)
+        off = rng.poisson(10.0, (n_series, 12)).astype(float)
+        alpha, livetime = np.full(n_series, 0.2), np.full((n_series, 12), 10.0)
+        start = 30.0 + np.arange(12) * 10.0  # after every onset of the templates
+        templates = decay_templates(start, start + 10.0, livetime[0])
+        stretch_significance(on, off, alpha, backend=backend)
+        cusum(on, off, alpha, livetime, 3.0, backend=backend)
+        decay_likelihood(on, off, alpha, livetime, templates, backend=backend)
+    fixed, template = np.full(50, 0.2), np.linspace(0.01, 1.0, 50)
+    for rows in (1, 1000):
+        fit_norm_rows(rng.poisson(fixed, (rows, 50)).astype(float), fixed, template, backend)
+
+
 def warmup(array_backend=None, report=None):
     """Run every kernel family once so that numba compiles (or loads) it now.
 
@@ -146,6 +169,7 @@ def warmup(array_backend=None, report=None):
                 "TS map": _ts_map,
                 "excess map": _excess_map,
                 "on/off and ring": _onoff_and_ring,
+                "time domain and trials": _time_domain_and_trials,
             }[step](dataset, backend)
         times[step] = time.perf_counter() - start
         if report is not None:
