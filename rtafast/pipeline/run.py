@@ -44,7 +44,7 @@ from .detect import DetectionEstimators, detect
 from .geometry import energy_axis_true, make_geom, map_center
 from .latency import LatencyProfile
 from .measure import MeasureCache, fit_flux, photometry
-from .memory import limit_malloc_arenas, release_free_memory
+from .memory import release_free_memory
 from .outputs import OutputDir
 
 __all__ = ["AlertPipeline", "RunSummary", "run_pipeline", "window_bounds"]
@@ -243,7 +243,6 @@ class AlertPipeline:
             Filled by the input while it reads.
         """
         wall = time.perf_counter()
-        limit_malloc_arenas()  # memory flat over long replays (see pipeline/memory.py)
         stats = stats if stats is not None else input_module.InputStats()
         if bunches is None:
             source = self.config.input.watch and input_module.watch_bunches
