@@ -16,6 +16,7 @@ runs once as a test and no table is printed.
 
 import json
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,16 @@ def _rows(config):
     medians, params, checks = {}, {}, {}
     for bench in session.benchmarks:
         info = bench.extra_info
-        if "capability" not in info or bench.stats is None or not bench.stats.data:
-            continue  # a benchmark that failed before its rounds has no times
+        if "capability" not in info or bench.stats is None:
+            continue
+        try:
+            median = bench.stats.median
+        except statistics.StatisticsError:  # a benchmark that failed before its rounds
+            continue
         key = (info["capability"], info["size"])
         entry = (info["impl"], info.get("backend", ""))
         # a call doing ``units`` of the work (a batch of trials) counts per unit
-        medians.setdefault(key, {})[entry] = bench.stats.median / info.get("units", 1)
+        medians.setdefault(key, {})[entry] = median / info.get("units", 1)
         if info.get("params"):
             params[key] = info["params"]
         if info.get("check"):

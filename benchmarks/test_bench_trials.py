@@ -31,7 +31,7 @@ from rtafast_devtools.gammapy_trials import GammapyTrials
 
 RUN = 33787
 EXPOSURE_S = 10.0
-FIXED_BATCH = 20_000
+FIXED_BATCH = 10_000
 BLIND_BATCH = 10
 SIZE = "H.E.S.S. 33787 IRFs, 10 s, 250x250x10 cube, PKS 2155 target"
 
