@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 
-__all__ = ["open_client", "worker_count"]
+__all__ = ["absolute_inputs", "absolute_path", "open_client", "worker_count"]
 
 
 def worker_count(n_workers=None):
@@ -92,3 +92,30 @@ def _worker_environment(values):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def absolute_path(path):
+    """``path`` absolute, ``~`` expanded (a string)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_inputs(config):
+    """A copy of ``config`` whose input paths are absolute (workers may run elsewhere).
+
+    Parameters
+    ----------
+    config : `~rtafast.pipeline.config.PipelineConfig`
+
+    Returns
+    -------
+    `~rtafast.pipeline.config.PipelineConfig`
+    """
+    from .pipeline.config import validate_config
+
+    data = config.model_dump(mode="json")
+    section = data["input"]
+    for key in ("datastore", "irf_file", "watch"):
+        if section[key]:
+            section[key] = absolute_path(section[key])
+    section["events"] = [absolute_path(path) for path in section["events"]]
+    return validate_config(data)

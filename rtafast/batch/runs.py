@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import CancelledError
 from pathlib import Path
 
+from ..distributed import absolute_inputs
 from .merge import (
     RUNS_DIR,
     merge_alerts,
@@ -21,7 +22,7 @@ from .merge import (
     prepare_outdir,
     write_batch_marker,
 )
-from .units import absolute_inputs, complete_run, list_units, run_unit
+from .units import complete_run, list_units, run_unit
 
 __all__ = ["analyse_runs"]
 

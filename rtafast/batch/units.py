@@ -9,7 +9,6 @@ it last, :meth:`rtafast.pipeline.outputs.OutputDir.finish`).
 
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from ..distributed import absolute_path
+
 __all__ = [
     "BatchUnit",
-    "absolute_inputs",
     "complete_run",
     "list_units",
     "run_unit",
@@ -52,32 +52,6 @@ class BatchUnit:
     def as_dict(self):
         """The unit as a plain dict (what the task receives)."""
         return asdict(self)
-
-
-def _absolute(path):
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def absolute_inputs(config):
-    """A copy of ``config`` whose input paths are absolute (workers may run elsewhere).
-
-    Parameters
-    ----------
-    config : `~rtafast.pipeline.config.PipelineConfig`
-
-    Returns
-    -------
-    `~rtafast.pipeline.config.PipelineConfig`
-    """
-    from rtafast.pipeline.config import validate_config
-
-    data = config.model_dump(mode="json")
-    section = data["input"]
-    for key in ("datastore", "irf_file", "watch"):
-        if section[key]:
-            section[key] = _absolute(section[key])
-    section["events"] = [_absolute(path) for path in section["events"]]
-    return validate_config(data)
 
 
 def _file_unit_name(path):
@@ -164,7 +138,7 @@ def list_units(config):
         )
     excluded = []
     if source == "events":
-        paths = [_absolute(path) for path in config.input.events]
+        paths = [absolute_path(path) for path in config.input.events]
         names = _unique_names([_file_unit_name(path) for path in paths])
         units = [BatchUnit(name, events=path) for name, path in zip(names, paths, strict=True)]
     else:

@@ -13,7 +13,6 @@ only the input files the config names (paths are made absolute before they are s
 
 import hashlib
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -38,19 +37,6 @@ def plan_batches(n, batch_size, n_exposures):
         for exposure in range(n_exposures)
         for batch, first in enumerate(range(0, n, batch_size))
     ]
-
-
-def _absolute_paths(config):
-    """The config with its input paths absolute (workers may run elsewhere)."""
-    source = config.input
-    update = {}
-    if source.events:
-        update["events"] = [str(Path(p).expanduser().resolve()) for p in source.events]
-    for key in ("datastore", "irf_file"):
-        value = getattr(source, key)
-        if value is not None:
-            update[key] = str(Path(value).expanduser().resolve())
-    return config.model_copy(update={"input": source.model_copy(update=update)})
 
 
 def _manifest(config, config_text, n, window):
@@ -106,11 +92,11 @@ def run_trials(
     -------
     TrialsSummary
     """
-    from ..distributed import open_client
+    from ..distributed import absolute_inputs, open_client
     from ..pipeline.config import dump_yaml
     from .window import make_trial_window
 
-    config = _absolute_paths(config)
+    config = absolute_inputs(config)
     text = dump_yaml(config, comments=False)
     exposures = [float(e.to_value("s")) for e in config.trials.exposures]
     plan = plan_batches(int(n), config.trials.batch_size, len(exposures))
