@@ -126,6 +126,30 @@ def test_pks_bunch_counts_match_gammapy_select_time(pks_replay):
         assert len(bunch.events.table) == len(reference.table)
 
 
+def test_pks_bunch_columns_native_with_the_files_values(pks_replay):
+    """The input byte-swaps the FITS columns once per observation: every bunch hands its
+    consumers native arrays (no per-bunch copy) with the file's values and units."""
+    _, bunches, _ = pks_replay
+    checked = 0
+    for bunch in bunches[::25]:
+        table = bunch.events.table
+        if not len(table):
+            continue
+        original = bunch.observation.events.table
+        first = original["TIME"][0]
+        rows = np.searchsorted(
+            (original["TIME"] - first).to_value("s"), (table["TIME"] - first).to_value("s")
+        )
+        for name in ("RA", "DEC", "ENERGY"):
+            assert original[name].dtype.byteorder == ">", name  # as read: big-endian
+            assert table[name].dtype.isnative, name
+            assert table[name].dtype.itemsize == original[name].dtype.itemsize, name
+            assert table[name].unit == original[name].unit, name
+            np.testing.assert_array_equal(np.asarray(table[name]), np.asarray(original[name])[rows])
+        checked += 1
+    assert checked > 10
+
+
 def test_pks_every_event_accounted_for(pks_replay):
     stats, bunches, by_run = pks_replay
     n_read = sum(len(run[0].observation.events.table) for run in by_run.values())

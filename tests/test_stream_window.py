@@ -10,7 +10,8 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from gammapy.data import FixedPointingInfo, Observation
+from gammapy.data import GTI, FixedPointingInfo, Observation
+from gammapy.datasets import MapDataset
 from gammapy.makers import SafeMaskMaker
 from gammapy.maps import MapAxis, WcsGeom
 from gammapy.modeling.models import (
@@ -27,6 +28,7 @@ from rtafast.estimators.excess_inputs import ExcessInputCache
 from rtafast.estimators.ts_inputs import TSInputCache
 from rtafast.simulate import analytic_cta_irfs
 from rtafast.stream import BunchAccumulator, StreamWindow
+from rtafast.stream.pointing import gti_union, window_gti
 from tests.conftest import T0
 from tests.test_stream import _simulated_bunch
 
@@ -122,6 +124,33 @@ def test_a_window_is_a_snapshot_of_the_accumulator(observation):
     assert mine.gti.time_sum == dataset.gti.time_sum
     # the counts are the window's, weighted by the safe mask as gammapy's stack does
     np.testing.assert_array_equal(mine.counts.data, second.counts * mine.mask_safe.data)
+
+
+@pytest.mark.parametrize(
+    "intervals",
+    [
+        [(0.0, 10.0)],
+        [(0.0, 1.0), (1.0, 2.5)],  # touching: window_gti merges them
+        [(0.0, 1.0), (3.0, 4.5), (10.1, 12.0)],  # GTI gaps
+    ],
+)
+def test_gti_union_equals_gammapys(intervals):
+    """A window's GTI as gammapy's stack into an empty dataset then ``union`` make it,
+    Time values bit for bit, without ``union``'s per-row format guessing."""
+    empty = MapDataset.create(GEOM).gti
+    stacked = empty.copy()
+    stacked.stack(window_gti(intervals, T0))
+    reference, mine = stacked.union(), gti_union(stacked)
+    assert mine.time_ref == reference.time_ref
+    assert dict(mine.table.meta) == dict(reference.table.meta)
+    for name in ("START", "STOP"):
+        ours, theirs = mine.table[name], reference.table[name]
+        assert (ours.scale, ours.format) == (theirs.scale, theirs.format)
+        np.testing.assert_array_equal(ours.jd1, theirs.jd1)
+        np.testing.assert_array_equal(ours.jd2, theirs.jd2)
+    overlapping = GTI.create([0.0, 5.0] * u.s, [6.0, 8.0] * u.s, reference_time=T0)
+    merged = gti_union(overlapping)  # overlapping intervals: gammapy's union merges them
+    assert len(merged.table) == 1 and merged.time_sum.to_value("s") == pytest.approx(8.0)
 
 
 @pytest.mark.parametrize("options", [{}, {"sum_over_energy_groups": True}, {"errors": True}])

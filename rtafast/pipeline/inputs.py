@@ -54,6 +54,7 @@ __all__ = [
     "REQUIRED_IRFS",
     "check_observation",
     "iter_bunches",
+    "native_byte_order",
     "open_observations",
     "read_observation",
     "roi_center",
@@ -150,7 +151,23 @@ def _prepare_events(observation, config, center, stats):
     stats.n_duplicates += int(duplicates.size)
     stats.n_events_selected += int(order.size)
     stats.n_outside_selection += len(table) - int(duplicates.size) - int(order.size)
-    return _PreparedEvents(table[order], seconds[order], reference, events.meta)
+    return _PreparedEvents(native_byte_order(table[order]), seconds[order], reference, events.meta)
+
+
+def native_byte_order(table):
+    """``table`` with its numeric columns in native byte order (FITS stores big-endian).
+
+    Converted once per observation, so that every bunch sliced from it hands its
+    consumers (the window's binning, the on/off counter) columns they use without a copy
+    (a byte-swapped copy of three columns cost ~9 µs per 10⁴-event bunch).
+    """
+    for name in table.colnames:
+        column = table[name]
+        dtype = getattr(column, "dtype", None)  # None: a mixin column (Time, SkyCoord)
+        if dtype is not None and dtype.kind in "fiu" and not dtype.isnative:
+            native = np.asarray(column).astype(dtype.newbyteorder("="))
+            table.replace_column(name, column.copy(data=native, copy_data=False))
+    return table
 
 
 # -- bunches --------------------------------------------------------------------------------

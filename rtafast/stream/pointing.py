@@ -15,6 +15,7 @@ import itertools
 
 import astropy.units as u
 import numpy as np
+from astropy.table import Table
 from gammapy.data import GTI
 from gammapy.datasets import MapDataset
 from gammapy.maps import Map
@@ -22,7 +23,7 @@ from gammapy.maps import Map
 from .._maps import map_copy, map_like
 from ..cache.scaling import scaled_irf, scaled_map
 
-__all__ = ["PointingMaps", "window_gti"]
+__all__ = ["PointingMaps", "gti_union", "window_gti"]
 
 #: Serial numbers of the :class:`PointingMaps` made in this process.
 _tokens = itertools.count(1)
@@ -50,6 +51,33 @@ def window_gti(intervals, reference):
             merged.append([start, stop])
     bounds = np.array(merged) * u.s
     return GTI.create(bounds[:, 0], bounds[:, 1], reference_time=reference)
+
+
+def gti_union(gti):
+    """gammapy's ``gti.union()``, without its per-row parsing when nothing is to merge.
+
+    ``GTI.union`` rebuilds its table from rows of scalar `~astropy.time.Time` values,
+    which makes astropy guess their format by trying ten formats in turn: ten exceptions
+    per interval, whose tracebacks keep the caller's frames (a stream window's arrays)
+    alive until Python's oldest generation is collected. A window's GTI is already merged
+    (:func:`window_gti`): when its intervals are sorted and neither overlap nor touch,
+    the union has the same intervals, made here from the table's columns directly (the
+    same values, reference time and meta); otherwise gammapy's ``union`` runs.
+
+    Parameters
+    ----------
+    gti : `~gammapy.data.GTI`
+
+    Returns
+    -------
+    `~gammapy.data.GTI`
+    """
+    table = gti.table
+    start, stop = table["START"], table["STOP"]
+    if len(table) > 1 and not np.all(stop[:-1] < start[1:]):
+        return gti.union()
+    columns = Table({"START": start.copy(), "STOP": stop.copy()}, meta=table.meta)
+    return GTI(columns, reference_time=gti.time_ref)
 
 
 class PointingMaps:
@@ -123,7 +151,7 @@ class PointingMaps:
             return None
         merged = self._empty_gti.copy()
         merged.stack(gti)
-        return merged.union()
+        return gti_union(merged)
 
     def window_dataset(self, counts, livetime, ontime, gti):
         """The dataset of a window holding only this observation (from
