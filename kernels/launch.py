@@ -7,7 +7,9 @@ pool costs more than the loop). GPU (CUDA): grid-stride kernels of :data:`THREAD
 threads per block; under numba's CUDA simulator a tiny grid (2 blocks of 8 threads).
 """
 
+import contextlib
 import math
+import os
 
 import numba
 
@@ -21,7 +23,9 @@ __all__ = [
     "THREADS",
     "TSMAP_MAX_BLOCKS",
     "blocks",
+    "free_threads",
     "grid",
+    "threads",
 ]
 
 #: True under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
@@ -54,3 +58,35 @@ def blocks(n, max_blocks=MAX_BLOCKS):
 def grid(n):
     """Launch configuration ``(blocks, threads)`` for ``n`` items (grid-stride kernels)."""
     return blocks(n), THREADS
+
+
+def free_threads():
+    """numba's threads less the other tasks running now (Linux; else all of numba's).
+
+    A parallel region waits for its slowest thread: on a machine whose cores are busy
+    with other work, a thread of ours that waits for a core stalls the whole call (by
+    a scheduler time slice, milliseconds), where one serial thread would have gone
+    on. So, like OpenMP's dynamic adjustment, a call uses only the cores that are
+    free (the running-tasks count of ``/proc/loadavg``, this thread included).
+    """
+    n_threads = numba.get_num_threads()
+    try:
+        with open("/proc/loadavg", "rb") as loadavg:
+            running = int(loadavg.read().split()[3].split(b"/")[0])
+        cpus = len(os.sched_getaffinity(0))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return n_threads
+    return max(1, min(n_threads, cpus - max(0, running - 1)))
+
+
+@contextlib.contextmanager
+def threads(n_threads):
+    """numba's parallel regions with ``n_threads`` threads, blocks handed out one at a
+    time (dynamically: a thread descheduled by the machine does not hold the others)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        with numba.parallel_chunksize(1):
+            yield
+    finally:
+        numba.set_num_threads(previous)

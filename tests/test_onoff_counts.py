@@ -5,6 +5,7 @@ around the circles' edges; Li & Ma and alpha against gammapy's ``WStatCountsStat
 and ``SpectrumDatasetOnOff``."""
 
 import astropy.units as u
+import numba
 import numpy as np
 import pytest
 from astropy.coordinates import Angle, SkyCoord
@@ -273,21 +274,54 @@ def test_columns_in_other_units_and_names(runs):
     np.testing.assert_array_equal(counters[0].counts_on, run["gammapy"][0])
 
 
-def test_parallel_blocks_equal_serial(runs):
-    """More events than ``EVENT_PARALLEL_THRESHOLD``: the numba kernel's parallel blocks
-    give the counts of the run taken that many times."""
-    from rtafast_kernels.launch import EVENT_PARALLEL_THRESHOLD
+@pytest.mark.parametrize("size", ["bunch", "long"])
+def test_parallel_blocks_equal_serial(runs, monkeypatch, size):
+    """The numba kernel's parallel blocks (a bunch: one block per thread; a long list:
+    blocks of ``BLOCK_EVENTS``) give the counts and the ambiguous events of the serial
+    kernel."""
+    import rtafast_kernels.regions.cpu as regions_cpu
 
     run = runs[33787]
     table = run["events"].table
-    times = -(-2 * EVENT_PARALLEL_THRESHOLD // len(table))
+    target = regions_cpu.PARALLEL_MIN_EVENTS + 1001 if size == "bunch" else 2 * 65536 + 7
+    times = -(-target // len(table))
     big = table[np.tile(np.arange(len(table)), times)]
-    counter = OnOffCounter(
-        run["on"], run["off"], AXIS, "numba", on_wcs=run["geom_on"].wcs, off_wcs=run["wcs"]
-    )
-    counter.add(big)
-    np.testing.assert_array_equal(counter.counts_on, times * run["gammapy"][0])
-    np.testing.assert_array_equal(counter.counts_off, times * run["gammapy"][1])
+    calls = []
+
+    def threads_for(n_threads):
+        def choose(n_events):
+            calls.append((n_events, n_threads))
+            return n_threads
+
+        return choose
+
+    n_threads = min(2, numba.config.NUMBA_NUM_THREADS)  # the pool's size (2 in CI)
+    results = []
+    for threads in (1, n_threads):
+        monkeypatch.setattr(regions_cpu, "_threads_for", threads_for(threads))
+        counter = OnOffCounter(
+            run["on"], run["off"], AXIS, "numba", on_wcs=run["geom_on"].wcs, off_wcs=run["wcs"]
+        )
+        results.append((counter.add(big), counter.counts))
+    assert calls == [(len(big), 1), (len(big), n_threads)]
+    (serial_stats, serial_counts), (parallel_stats, parallel_counts) = results
+    np.testing.assert_array_equal(parallel_counts, serial_counts)
+    assert parallel_stats == serial_stats
+    np.testing.assert_array_equal(serial_counts[0], times * run["gammapy"][0])
+    np.testing.assert_array_equal(serial_counts[-1], times * run["gammapy"][1])
+
+
+def test_threads_of_a_call(monkeypatch):
+    """Serial below ``PARALLEL_MIN_EVENTS``; numba's pool as it is up to
+    ``EVENT_PARALLEL_THRESHOLD`` (the load check would count the pool's own spinning
+    threads); the free cores above."""
+    import rtafast_kernels.regions.cpu as regions_cpu
+    from rtafast_kernels.launch import EVENT_PARALLEL_THRESHOLD
+
+    monkeypatch.setattr(regions_cpu, "free_threads", lambda: 1)
+    assert regions_cpu._threads_for(regions_cpu.PARALLEL_MIN_EVENTS - 1) == 1
+    assert regions_cpu._threads_for(10_000) == numba.get_num_threads()
+    assert regions_cpu._threads_for(EVENT_PARALLEL_THRESHOLD) == 1
 
 
 def _random_wcs(rng, frame):

@@ -8,15 +8,14 @@ math in the same pass. This module packs the screening parameters and plans a ca
 serial, parallel into per-thread histograms, or parallel codes added afterwards.
 """
 
-import contextlib
-import os
 import threading
 
 import numba
 import numpy as np
 
 from ..jit import cpu_kernel
-from ..launch import EVENT_PARALLEL_THRESHOLD
+from ..launch import EVENT_PARALLEL_THRESHOLD, free_threads
+from ..launch import threads as _threads
 from .blocks import bin_block, bin_blocks_parallel, merge, scatter_blocks
 from .reference import BinOutcome
 from .screening_params import fast_params
@@ -25,7 +24,6 @@ __all__ = [
     "PARALLEL_THRESHOLD",
     "DENSE_EVENTS_PER_BIN",
     "fast_params",
-    "free_threads",
     "screening_energy",
     "bin_events_numba",
     "bin_events",
@@ -90,25 +88,6 @@ def screening_energy(energy):
     return energy32, energy32.view(np.int32)
 
 
-def free_threads():
-    """numba's threads less the other tasks running now (Linux; else all of numba's).
-
-    A parallel region waits for its slowest thread: on a machine whose cores are busy
-    with other work, a thread of ours that waits for a core stalls the whole call (by
-    a scheduler time slice, milliseconds), where one serial thread would have gone
-    on. So, like OpenMP's dynamic adjustment, a call uses only the cores that are
-    free (the running-tasks count of ``/proc/loadavg``, this thread included).
-    """
-    n_threads = numba.get_num_threads()
-    try:
-        with open("/proc/loadavg", "rb") as loadavg:
-            running = int(loadavg.read().split()[3].split(b"/")[0])
-        cpus = len(os.sched_getaffinity(0))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return n_threads
-    return max(1, min(n_threads, cpus - max(0, running - 1)))
-
-
 def _plan(n, n_bins, n_threads):
     """``(n_blocks, to_hist, n_threads)`` of a call with ``n`` events into ``n_bins``."""
     if n <= PARALLEL_THRESHOLD or n_threads <= 1:
@@ -167,19 +146,6 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False, 
     codes = _gather(codes_out, starts, counters[:, 0], np.int64) if keep_codes else None
     totals = counters.sum(axis=0)
     return BinOutcome(int(totals[0]), int(totals[1]), int(totals[2]), ambiguous, codes)
-
-
-@contextlib.contextmanager
-def _threads(n_threads):
-    """numba's parallel regions with ``n_threads`` threads, blocks handed out one at a
-    time (dynamically: a thread descheduled by the machine does not hold the others)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        with numba.parallel_chunksize(1):
-            yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _gather(scratch, starts, counts, dtype):

@@ -20,8 +20,8 @@ import numba
 import numpy as np
 import scipy.fft
 
-from ..binning.cpu import free_threads
 from ..jit import cpu_functions, cpu_kernel
+from ..launch import free_threads
 from . import element as el
 from .plan import check_kernel, run_plan
 from .spectral import fft_convolve

@@ -15,6 +15,7 @@ import copy
 import importlib
 import logging
 
+from gammapy.data import PointingMode
 from gammapy.makers import ReflectedRegionsBackgroundMaker as _GammapyMaker
 from gammapy.makers import ReflectedRegionsFinder as _GammapyFinder
 from gammapy.maps import RegionNDMap
@@ -56,6 +57,16 @@ def _default_finder(**kwargs):
     if prototype is None:
         prototype = _DEFAULT_FINDERS[cls] = cls()
     return copy.copy(prototype)
+
+
+def _pointing_icrs(observation):
+    """The pointing the off regions are reflected about: gammapy's
+    ``observation.get_pointing_icrs(observation.tmid)``; for a fixed ICRS pointing its
+    coordinates directly (the same values, without computing ``tmid``: ~0.6 ms)."""
+    pointing = observation.pointing
+    if pointing.mode == PointingMode.POINTING and pointing.fixed_icrs is not None:
+        return pointing.fixed_icrs
+    return observation.get_pointing_icrs(observation.tmid)
 
 
 class ReflectedRegionsBackgroundMaker(_GammapyMaker):
@@ -101,7 +112,7 @@ class ReflectedRegionsBackgroundMaker(_GammapyMaker):
             return super().make_counts_off(dataset, observation)
         geom = dataset.counts.geom
         energy_axis = geom.axes["energy"]
-        center = observation.get_pointing_icrs(observation.tmid)
+        center = _pointing_icrs(observation)
         regions_off, wcs = found_regions(
             self.region_finder, geom.region, center, self.exclusion_mask
         )
