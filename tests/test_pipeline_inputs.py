@@ -150,6 +150,28 @@ def test_pks_bunch_columns_native_with_the_files_values(pks_replay):
     assert checked > 10
 
 
+def test_native_byte_order_keeps_masks_units_and_mixins():
+    from astropy.table import MaskedColumn, Table
+    from astropy.time import Time
+
+    from rtafast.pipeline.inputs import native_byte_order
+
+    table = Table(
+        {
+            "ENERGY": MaskedColumn(np.arange(4, dtype=">f4"), mask=[0, 1, 0, 0], unit="TeV"),
+            "EVENT_ID": np.arange(4, dtype=">i8"),
+            "TIME": Time(55000 + np.arange(4), format="mjd"),
+        }
+    )
+    native = native_byte_order(table)
+    assert native["ENERGY"].dtype == np.float32 and native["ENERGY"].dtype.isnative
+    assert isinstance(native["ENERGY"], MaskedColumn) and native["ENERGY"].unit == "TeV"
+    np.testing.assert_array_equal(native["ENERGY"].mask, [False, True, False, False])
+    assert native["EVENT_ID"].dtype == np.int64 and native["EVENT_ID"].dtype.isnative
+    np.testing.assert_array_equal(native["EVENT_ID"], np.arange(4))
+    assert isinstance(native["TIME"], Time)
+
+
 def test_pks_every_event_accounted_for(pks_replay):
     stats, bunches, by_run = pks_replay
     n_read = sum(len(run[0].observation.events.table) for run in by_run.values())

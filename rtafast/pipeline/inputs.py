@@ -165,7 +165,7 @@ def native_byte_order(table):
         column = table[name]
         dtype = getattr(column, "dtype", None)  # None: a mixin column (Time, SkyCoord)
         if dtype is not None and dtype.kind in "fiu" and not dtype.isnative:
-            native = np.asarray(column).astype(dtype.newbyteorder("="))
+            native = column.data.astype(dtype.newbyteorder("="))  # a masked column: masked
             table.replace_column(name, column.copy(data=native, copy_data=False))
     return table
 
