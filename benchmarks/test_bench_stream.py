@@ -130,7 +130,8 @@ def test_rtafast_window(benchmark, record, observation, case):
 
     for _ in range(WARM_WINDOWS):
         result = window(*bunch()[0])
-    benchmark.extra_info["check"] = _assert_agrees(result, reference)
+    counts = accumulator.current_window().counts
+    benchmark.extra_info["check"] = _assert_agrees(result, reference, counts=counts)
     benchmark.pedantic(window, setup=bunch, rounds=rounds(20), iterations=1)
     # every window after the first reused the TS kernel (one pointing, rescaled)
     assert estimator.cache.misses == 1
@@ -149,6 +150,7 @@ def test_rtafast_first_window(benchmark, record, observation, case, hess_datasto
     interval = _bunch_interval(observation, 0)
     reference = _gammapy_window(observation, geom, n_bunches=1)
     caches = []
+    windows = []
 
     def setup():
         default_irf_cache.clear()
@@ -163,15 +165,32 @@ def test_rtafast_first_window(benchmark, record, observation, case, hess_datasto
 
     def window(accumulator, estimator, events, new):
         accumulator.add(events, new, interval)
-        return estimator.run(accumulator.current_window())
+        windows.append(accumulator.current_window())
+        return estimator.run(windows[-1])
 
     window(*setup()[0])  # JIT and first-use costs of the code paths
     result = benchmark.pedantic(window, setup=setup, rounds=rounds(3), iterations=1)
-    benchmark.extra_info["check"] = _assert_agrees(result, reference, min_peak_ts=None)
+    benchmark.extra_info["check"] = _assert_agrees(
+        result, reference, min_peak_ts=None, counts=windows[-1].counts
+    )
     assert all(cache.misses == 1 for cache in caches)  # each round made its TS kernel
 
 
-def _assert_agrees(result, reference, min_peak_ts=25):
+def _one_counted_bin(counts, ts_map):
+    """Pixels whose TS kernel footprint holds a single counted bin (any energy): there
+    the root bracket of the norm is a few rounding units wide. The footprint is taken as
+    a box of the kernel's width plus a pixel on each side (at least the kernel's), so a
+    pixel is only counted when there is certainly no second count under its kernel."""
+    from scipy.ndimage import uniform_filter
+
+    counted = (np.asarray(counts) > 0).sum(axis=0).astype(np.float64)
+    binsz = abs(ts_map.geom.pixel_scales[0].to_value("deg"))
+    size = 2 * int(np.ceil(0.5 * KERNEL_WIDTH.to_value("deg") / binsz)) + 3
+    near = np.rint(uniform_filter(counted, size=size, mode="constant") * size**2)
+    return np.broadcast_to(near == 1, ts_map.data.shape)
+
+
+def _assert_agrees(result, reference, min_peak_ts=25, counts=None):
     """rtafast's TS map against gammapy's, every pixel gammapy fitted; returns a summary.
 
     rtafast runs gammapy's brentq with gammapy's default ``rtol``: where both converged,
@@ -202,7 +221,10 @@ def _assert_agrees(result, reference, min_peak_ts=25):
     failed = finite & ~ok_ref
     only_rtafast_failed = finite & ok_ref & ~ok
     assert only_rtafast_failed.sum() <= max(2, 1e-3 * finite.sum())
-    assert np.all(np.abs(ts_ref[only_rtafast_failed]) < 1.0)
+    explained = np.abs(ts_ref) < 1.0
+    if counts is not None:
+        explained |= _one_counted_bin(counts, reference["ts"])
+    assert np.all(explained[only_rtafast_failed]), ts_ref[only_rtafast_failed & ~explained]
 
     norm, norm_ref = result["norm"].data, reference["norm"].data
     err_ref = reference["norm_err"].data  # inf where the pixel has no counts
@@ -227,5 +249,5 @@ def _assert_agrees(result, reference, min_peak_ts=25):
         f"{np.max(np.abs(delta[fitted])):.1e}); {int(failed.sum())} not compared "
         "(gammapy's fit failed; rtafast's TS >= gammapy's there); "
         f"{int(only_rtafast_failed.sum())} where only rtafast's brentq failed (rounding at "
-        "a bracket end, gammapy's TS < 1)"
+        "a bracket end: gammapy's TS < 1 or one counted bin under the kernel)"
     )

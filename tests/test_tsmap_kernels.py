@@ -142,10 +142,11 @@ def _assert_agrees_with_numpy(out, reference):
     np.testing.assert_allclose(out[values], reference[values], rtol=1e-9, atol=1e-12)
     # numba sums the root function in vector lanes (jit.cpu_reduction): its values
     # differ from the sequential sum by rounding, which can move brentq's stopping
-    # test by one iteration where it sits on a rounding boundary
+    # test by one iteration where it sits on a rounding boundary. Which pixels sit there
+    # depends on the CPU's vector width (4 float64 lanes with AVX2, 8 with AVX-512: 2 of
+    # these 16 pixels on an AMD EPYC, 3 on an Intel Xeon), so only the step is bounded
     niter_step = np.abs(out[ROWS["niter"]] - reference[ROWS["niter"]])
     assert niter_step.max() <= 1
-    assert np.count_nonzero(niter_step) <= 2
 
 
 def test_backends_agree_on_synthetic(backend):
