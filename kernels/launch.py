@@ -67,11 +67,7 @@ def free_threads():
     with other work, a thread of ours that waits for a core stalls the whole call (by
     a scheduler time slice, milliseconds), where one serial thread would have gone
     on. So, like OpenMP's dynamic adjustment, a call uses only the cores that are
-    free: the running-tasks count of ``/proc/loadavg`` less this process's own running
-    threads (this one, and the pool's threads that still spin for a while after the
-    previous parallel region: counted as busy, they made every other call serial).
-    Costs ~30 µs (one ``/proc`` read per thread of the process): for calls of a
-    millisecond or more.
+    free (the running-tasks count of ``/proc/loadavg``, this thread included).
     """
     n_threads = numba.get_num_threads()
     try:
@@ -80,26 +76,7 @@ def free_threads():
         cpus = len(os.sched_getaffinity(0))
     except (OSError, ValueError, IndexError, AttributeError):
         return n_threads
-    others = running - max(1, _own_running())
-    return max(1, min(n_threads, cpus - max(0, others)))
-
-
-def _own_running():
-    """Threads of this process in the running state now (0 where ``/proc`` can't tell)."""
-    running = 0
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return 0
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
-                data = stat.read()
-        except OSError:
-            continue  # the thread ended meanwhile
-        end = data.rfind(b")")  # the state follows the command name, which may hold ") "
-        running += data[end + 2 : end + 3] == b"R"
-    return running
+    return max(1, min(n_threads, cpus - max(0, running - 1)))
 
 
 @contextlib.contextmanager

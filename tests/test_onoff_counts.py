@@ -313,8 +313,8 @@ def test_parallel_blocks_equal_serial(runs, monkeypatch, size):
 
 def test_threads_of_a_call(monkeypatch):
     """Serial below ``PARALLEL_MIN_EVENTS``; numba's pool as it is up to
-    ``EVENT_PARALLEL_THRESHOLD`` (the load check costs most of such a call); the free
-    cores above."""
+    ``EVENT_PARALLEL_THRESHOLD`` (the load check would count the pool's own spinning
+    threads); the free cores above."""
     import rtafast_kernels.regions.cpu as regions_cpu
     from rtafast_kernels.launch import EVENT_PARALLEL_THRESHOLD
 

@@ -34,8 +34,10 @@ CHUNK = 512
 #: keeps its own small partial counts (regions x energy bins: nothing large to merge),
 #: so two threads pay off from a real-time bunch (10^4 events, 13 circles, 2-core VM:
 #: the kernel 35-43 µs on two threads against 90 µs serially). Below
-#: ``EVENT_PARALLEL_THRESHOLD`` the pool is used as it is: asking
-#: ``launch.free_threads`` which cores are free costs ~30 µs, most of such a call.
+#: ``EVENT_PARALLEL_THRESHOLD`` the pool is used as it is: ``launch.free_threads``
+#: reads ``/proc/loadavg``, which still counts our own pool's threads spinning after
+#: the previous call's parallel region, so at this size it would say "busy" every
+#: other call (and costs ~7 µs itself); longer lists use the cores free at the time.
 PARALLEL_MIN_EVENTS = 8192
 #: Most events per block of the parallel kernel (a bunch: one block per thread).
 BLOCK_EVENTS = 65536
