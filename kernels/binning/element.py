@@ -15,6 +15,8 @@ CUDA device functions.
 
 import math
 
+import numpy as np
+
 __all__ = [
     "PROJ_TAN",
     "PROJ_CAR",
@@ -22,6 +24,7 @@ __all__ = [
     "OUTSIDE",
     "INVALID",
     "AMBIGUOUS",
+    "to_radians",
     "sky_to_pixel",
     "energy_to_pixel",
     "event_bin",
@@ -41,7 +44,8 @@ P_NE = 18  # number of energy bins
 P_LOG = 19  # 1.0: log-scale energy axis, 0.0: linear
 P_TOL = 20  # half-width (in pixels) of the band around a spatial bin edge flagged ambiguous
 P_ETOL = 21  # the same for energy bins (larger for float32 energies: gammapy logs in float32)
-PARAM_SIZE = 22
+P_RAD32 = 22  # 1.0: degrees to radians in float32 first, as astropy's frame transformations of float32 columns
+PARAM_SIZE = 23
 
 #: Bin codes for events that are not counted.
 OUTSIDE = -1
@@ -50,7 +54,21 @@ AMBIGUOUS = -3
 
 _R2D = 180.0 / math.pi
 _D2R = math.pi / 180.0
+_D2R32 = np.float32(_D2R)
 _TINY = 2.2250738585072014e-308
+
+
+def to_radians(deg, p):
+    """``deg`` in radians, float64; rounded to float32 first when ``p[P_RAD32]`` is set.
+
+    astropy converts a float32 column's degrees to radians in float32 (one float32
+    product with ``float32(pi / 180)``) before its frame transformation's float64
+    arithmetic, so a float32 column binned in another frame lands where that rounding
+    puts it.
+    """
+    if p[P_RAD32] == 1.0:
+        return np.float64(np.float32(deg) * _D2R32)
+    return deg * _D2R
 
 
 def sky_to_pixel(lon_deg, lat_deg, p):
@@ -63,8 +81,8 @@ def sky_to_pixel(lon_deg, lat_deg, p):
     p : array of float64
         Packed geometry.
     """
-    lon = lon_deg * _D2R
-    lat = lat_deg * _D2R
+    lon = to_radians(lon_deg, p)
+    lat = to_radians(lat_deg, p)
     cos_lat = math.cos(lat)
     vx = cos_lat * math.cos(lon)
     vy = cos_lat * math.sin(lon)

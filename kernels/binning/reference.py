@@ -52,13 +52,20 @@ def _near_edge(pix, tolerance):
     return (frac < tolerance) | (frac > 1.0 - tolerance)
 
 
+def _radians(deg, p):
+    """:func:`~rtafast_kernels.binning.element.to_radians` of an array."""
+    if p[el.P_RAD32] == 1.0:
+        return (deg.astype(np.float32) * np.float32(np.pi / 180.0)).astype(np.float64)
+    return deg * (np.pi / 180.0)
+
+
 def bin_codes_numpy(lon, lat, energy, p, scaled_edges):
     """Vectorised reference of :func:`~rtafast_kernels.binning.element.event_bin`."""
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     energy = np.asarray(energy, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        lon_r, lat_r = np.deg2rad(lon), np.deg2rad(lat)
+        lon_r, lat_r = _radians(lon, p), _radians(lat, p)
         v = np.stack([np.cos(lat_r) * np.cos(lon_r), np.cos(lat_r) * np.sin(lon_r), np.sin(lat_r)])
         n = p[el.P_ROT : el.P_ROT + 9].reshape(3, 3) @ v
         if p[el.P_PROJ] == el.PROJ_TAN:

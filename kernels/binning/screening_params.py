@@ -48,8 +48,10 @@ def _fast_params(p, scaled_edges, energy_dtype):
     coordinate, and ~1e-8 rad of direction error converted to pixels. They lie on
     both sides of the exact tolerance: ``F_TOL = P_TOL + error`` (the exact math
     decides within it) and ``F_TOL_SURE = P_TOL - error`` (within it an event is
-    ambiguous for sure: the Galactic frame's float32 band, 0.0025 pixel). Axes whose edges are not
-    uniform in their scale, and cubes of 2^31 bins or more (the loop's bins are
+    ambiguous for sure, where the exact tolerance is wider than the error). With
+    ``P_RAD32`` the band also holds astropy's float32 radians, which the exact math
+    reproduces and the screening does not. Axes whose edges are not uniform in their
+    scale, and cubes of 2^31 bins or more (the loop's bins are
     int32), send every event to the exact math.
     """
     rotation = p[el.P_ROT : el.P_ROT + 9].reshape(3, 3)
@@ -79,7 +81,15 @@ def _fast_params(p, scaled_edges, energy_dtype):
     largest = max(p[el.P_NX], p[el.P_NY]) + np.abs(p[el.P_CRPIX : el.P_CRPIX + 2]).max()
     # float32's error allowances; the exact math decides within them of the exact
     # tolerances' bands (P_TOL, P_ETOL), and events further inside are ambiguous
-    error, energy_error = 5e-4 + 4e-7 * largest + 4e-8 / pixel_rad, 2e-5 + 1e-7 * p[el.P_NE]
+    direction_error = 4e-8
+    if p[el.P_RAD32] == 1.0:
+        # the exact math rounds the radians to float32 as astropy does, the screening
+        # does not: float32(pi / 180)'s relative error (2^-24) times |lon| <= 2 pi plus
+        # the product's rounding (half an ulp, <= 2^-22) is <= 6.1e-7 rad; 1.5e-7 for
+        # the latitude
+        direction_error += 1e-6
+    error = 5e-4 + 4e-7 * largest + direction_error / pixel_rad
+    energy_error = 2e-5 + 1e-7 * p[el.P_NE]
     q[fe.F_TOL] = p[el.P_TOL] + error
     q[fe.F_ETOL] = p[el.P_ETOL] + energy_error
     q[fe.F_TOL_SURE] = p[el.P_TOL] - error if p[el.P_TOL] > error else -1.0

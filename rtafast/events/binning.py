@@ -192,16 +192,22 @@ class GeomBinning:
 
         * float32 energies: gammapy takes their log in float32, so energies within
           1e-5 of an energy bin of an edge are decided by gammapy's arithmetic;
-        * float32 RA/Dec binned in another frame (e.g. Galactic): astropy's frame
-          transformation of float32 coordinates carries errors up to ~1e-5 deg, so
-          events within 5e-5 deg of a pixel edge are decided by gammapy's arithmetic
-          (about 1 % of the events for 0.02 deg pixels).
+        * float32 RA/Dec binned in another frame (e.g. Galactic): astropy converts
+          them to radians in float32 before its transformation (errors up to ~1e-5
+          deg). Where astropy's transformation is a chain of rotations (ICRS to FK5,
+          Galactic, ...), the kernel rounds the radians the same way
+          (``P_RAD32``) and keeps the exact tolerance; for other frames, events within
+          5e-5 deg of a pixel edge are decided by gammapy's arithmetic (about 1 % of
+          the events for 0.02 deg pixels).
         """
         params = self.params.copy()
         if np.dtype(energy_dtype) != np.float64:
             params[el.P_ETOL] = 1e-5
         if np.dtype(sky_dtype) != np.float64 and self.frame_change:
-            params[el.P_TOL] = 5e-5 / self.pixel_size_deg
+            if self.gammapy_bins.rotation_steps:
+                params[el.P_RAD32] = 1.0
+            else:
+                params[el.P_TOL] = 5e-5 / self.pixel_size_deg
         return params
 
     def exact_flat_index(self, lon, lat, energy):

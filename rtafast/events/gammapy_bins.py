@@ -136,6 +136,12 @@ class GammapyBins:
                 x=transform.x, y=transform.y, kind=transform.kind, fill_value=transform.fill_value
             )
 
+    @property
+    def rotation_steps(self):
+        """True when astropy's transformation from ICRS to the map frame is a chain
+        of rotations (or no transformation at all)."""
+        return self._matrices is not None
+
     def flat_index(self, lon, lat, energy):
         """Flat bins ``(ie * ny + iy) * nx + ix`` (-1 outside) of events.
 
