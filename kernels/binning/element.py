@@ -44,7 +44,7 @@ P_NE = 18  # number of energy bins
 P_LOG = 19  # 1.0: log-scale energy axis, 0.0: linear
 P_TOL = 20  # half-width (in pixels) of the band around a spatial bin edge flagged ambiguous
 P_ETOL = 21  # the same for energy bins (larger for float32 energies: gammapy logs in float32)
-P_RAD32 = 22  # 1.0: degrees to radians in float32 first, as astropy's frame transformations of float32 columns
+P_RAD32 = 22  # 1.0: radians rounded to float32 first (astropy, float32 columns, frame change)
 PARAM_SIZE = 23
 
 #: Bin codes for events that are not counted.
