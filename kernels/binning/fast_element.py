@@ -57,6 +57,7 @@ __all__ = [
     "native_vector",
     "project",
     "screen_code",
+    "near_map",
     "screen_native",
     "screen_project",
     "energy_pixel",
@@ -90,7 +91,10 @@ F_LON0_LO = 36  # lon0 - 360 and lon0 + 360, exact float32 values (lon0 is a mul
 F_LON0_HI = 37
 F_TOL_SURE = 38  # within this of a spatial edge (pixels) an event is ambiguous for sure
 F_ETOL_SURE = 39  # the same for energy edges (bins); negative: never
-FAST_SIZE = 40
+F_SIDES = 40  # 12 values: 4 half-planes (na, nb, c) of the offsets (deg) holding the map
+F_ELO = 52  # energies below this or above F_EHI (axis unit) are outside the axis for sure
+F_EHI = 53
+FAST_SIZE = 54
 
 #: Code of the events left to the exact element math.
 RECHECK = -4
@@ -332,6 +336,28 @@ def screen_code(lon, lat, energy, bits, q, tan):
     mx, my, mz, status = screen_native(lon, lat, q)
     px, py, status = screen_project(mx, my, mz, status, q, tan)
     return screen_bins(px, py, status, energy_pixel(energy, bits, q), energy, q)
+
+
+def near_map(lon, lat, energy, q):
+    """Stage 0: 1 unless the event is outside the map for sure (int32).
+
+    The map's image in the offsets ``(a, b)`` (deg) from the reference lies inside four
+    half-planes ``na * a + nb * b <= c`` (``F_SIDES``, from ``screening_params``: the
+    map's sides, pushed out to hold its whole boundary and margins), and energies
+    outside ``[F_ELO, F_EHI]`` (the axis' ends with a margin) lie outside the axis; an
+    event beyond one is outside, whatever its exact bin. Events with a coordinate or
+    an energy the screening would not take (NaN, inf, zero...) are kept: the exact
+    math says INVALID.
+    """
+    a = _offset(lon, q)
+    b = _f(lat - q[F_LAT0])
+    far = muladd(q[F_SIDES], a, q[F_SIDES + 1] * b) > q[F_SIDES + 2]
+    far = far | (muladd(q[F_SIDES + 3], a, q[F_SIDES + 4] * b) > q[F_SIDES + 5])
+    far = far | (muladd(q[F_SIDES + 6], a, q[F_SIDES + 7] * b) > q[F_SIDES + 8])
+    far = far | (muladd(q[F_SIDES + 9], a, q[F_SIDES + 10] * b) > q[F_SIDES + 11])
+    far = far | (energy < q[F_ELO]) | (energy > q[F_EHI])
+    usable = (energy >= q[F_EMIN]) & (energy < _INF) & (abs(a) < _INF) & (abs(b) < _INF)
+    return _ZERO_32 if far & usable else _i32(1)
 
 
 def screen_native(lon, lat, q):

@@ -110,4 +110,87 @@ def _fast_params(p, scaled_edges, energy_dtype):
     extent = (np.abs(corners) @ pixel_to_deg.T).max(axis=0) + 1.0  # deg, plus a margin
     within = np.all(extent < np.rad2deg(np.arctan(fe.SERIES_MAX)))
     q[fe.F_FAR_CODE] = el.OUTSIDE if within else fe.RECHECK
+    q[fe.F_SIDES : fe.F_SIDES + 12] = _sides(p, lon0, lat0).ravel()
+    ends = np.exp(scaled_edges[[0, -1]]) if p[el.P_LOG] == 1.0 else scaled_edges[[0, -1]]
+    q[fe.F_ELO], q[fe.F_EHI] = ends[0] - 1e-3 * abs(ends[0]), ends[1] + 1e-3 * abs(ends[1])
     return tuple(np.float32(value) for value in q)
+
+
+#: Points per side of the map sampled for the half-planes of :func:`_sides`.
+_SIDE_SAMPLES = 256
+#: Margin of the half-planes beyond the sampled boundary, deg (float32 offsets, the
+#: boundary's curvature between samples).
+_SIDE_MARGIN = 0.01
+
+
+def _boundary_offsets(p, lon0, lat0):
+    """Offsets ``(a, b)`` (deg) from ``(lon0, lat0)`` of points on the boundary of the
+    map grown by one pixel, side by side: shape ``(4, _SIDE_SAMPLES, 2)``."""
+    nx, ny = p[el.P_NX], p[el.P_NY]
+    t = np.linspace(0.0, 1.0, _SIDE_SAMPLES)
+    x0, x1, y0, y1 = -1.5, nx + 0.5, -1.5, ny + 0.5
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    pixels = np.array(
+        [np.outer(1 - t, corners[k]) + np.outer(t, corners[(k + 1) % 4]) for k in range(4)]
+    )
+    lin = np.linalg.inv(p[el.P_LIN : el.P_LIN + 4].reshape(2, 2))
+    x, y = np.deg2rad(np.einsum("ij,skj->isk", lin, pixels - p[el.P_CRPIX : el.P_CRPIX + 2]))
+    if p[el.P_PROJ] == el.PROJ_TAN:  # native vector, as element.sky_to_pixel inverts
+        native = np.stack([-y, x, np.ones_like(x)])
+        native /= np.linalg.norm(native, axis=0)
+    else:
+        native = np.stack([np.cos(y) * np.cos(x), np.cos(y) * np.sin(x), np.sin(y)])
+    rotation = p[el.P_ROT : el.P_ROT + 9].reshape(3, 3)
+    v = np.einsum("ji,jsk->isk", rotation, native)  # event frame: R^T n
+    lon = np.rad2deg(np.arctan2(v[1], v[0]))
+    lat = np.rad2deg(np.arcsin(np.clip(v[2], -1.0, 1.0)))
+    a = (lon - lon0 + 180.0) % 360.0 - 180.0
+    return np.stack([a, lat - lat0], axis=-1)
+
+
+def _sides(p, lon0, lat0):
+    """Four half-planes ``(na, nb, c)``, ``na * a + nb * b <= c``, holding the map's
+    image in the offsets ``(a, b)`` (deg) from the reference; ``c = inf`` (no bound)
+    for maps near a pole, across longitude +-180 deg of the reference or larger than
+    the projection allows.
+
+    Each side's line through its corners is pushed out until every sampled boundary
+    point of the map grown by a pixel lies inside, plus :data:`_SIDE_MARGIN`: the
+    region the boundary encloses lies in the intersection (a convex set holding the
+    boundary). Sound as long as the map is small against the sphere, which the
+    refusals above ensure.
+    """
+    unbounded = np.array([[1.0, 0.0, np.inf]] * 4)
+    if _map_radius(p) > 60.0 or abs(lat0) + _map_radius(p) > 80.0:
+        return unbounded
+    points = _boundary_offsets(p, lon0, lat0)
+    if not np.all(np.isfinite(points)) or np.abs(points[..., 0]).max() > 150.0:
+        return unbounded
+    centre = points.reshape(-1, 2).mean(axis=0)
+    sides = []
+    for k in range(4):
+        start, stop = points[k, 0], points[k, -1]
+        normal = np.array([stop[1] - start[1], start[0] - stop[0]])
+        normal /= np.linalg.norm(normal)
+        if normal @ (start - centre) < 0:
+            normal = -normal
+        sides.append([*normal, (points.reshape(-1, 2) @ normal).max() + _SIDE_MARGIN])
+    return np.array(sides)
+
+
+def _map_radius(p):
+    """Largest angular distance (deg) from the projection centre to the map's corners.
+
+    From the pixel corners (half a pixel beyond the outer centres) through the inverse
+    linear transformation and the projection (TAN: ``atan(r)``; CAR: ``cos d = cos x
+    cos y``); over the map's rectangle both grow outwards, so the corners bound it.
+    """
+    lin = p[el.P_LIN : el.P_LIN + 4].reshape(2, 2)
+    nx, ny = p[el.P_NX], p[el.P_NY]
+    corners = np.array([[-0.5, -0.5], [nx - 0.5, -0.5], [-0.5, ny - 0.5], [nx - 0.5, ny - 0.5]])
+    x, y = np.linalg.inv(lin) @ (corners - p[el.P_CRPIX : el.P_CRPIX + 2]).T  # deg
+    if p[el.P_PROJ] == el.PROJ_TAN:
+        return float(np.rad2deg(np.arctan(np.deg2rad(np.hypot(x, y)))).max())
+    if np.abs(x).max() >= 180.0 or np.abs(y).max() >= 90.0:
+        return 180.0
+    return float(np.rad2deg(np.arccos(np.cos(np.deg2rad(x)) * np.cos(np.deg2rad(y)))).max())
