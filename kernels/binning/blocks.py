@@ -92,18 +92,12 @@ def _bin_block_source(
     rest = 0  # chunks left to screen whole, without stage 0
     for chunk in range(start, stop, CHUNK):
         size = min(stop - chunk, CHUNK)
+        c_lon, c_lat = lon[chunk : chunk + size], lat[chunk : chunk + size]
+        c_energy32, c_bits = energy32[chunk : chunk + size], bits[chunk : chunk + size]
         n_near = size
         tested = rest == 0
         if tested:
-            n_near = _near_events(
-                lon[chunk : chunk + size],
-                lat[chunk : chunk + size],
-                energy32[chunk : chunk + size],
-                q,
-                size,
-                local,
-                near,
-            )
+            n_near = _near_events(c_lon, c_lat, c_energy32, q, size, local, near)
         else:
             rest -= 1
         gathered = 3 * n_near <= size  # else the whole chunk: no gather
@@ -118,23 +112,8 @@ def _bin_block_source(
             _screen(g_lon, g_lat, g_energy32, g_bits, q, tan, n_near, local, mx, my, mz, px, py,
                     status, pe)
         else:
-            _screen(
-                lon[chunk : chunk + size],
-                lat[chunk : chunk + size],
-                energy32[chunk : chunk + size],
-                bits[chunk : chunk + size],
-                q,
-                tan,
-                size,
-                local,
-                mx,
-                my,
-                mz,
-                px,
-                py,
-                status,
-                pe,
-            )
+            _screen(c_lon, c_lat, c_energy32, c_bits, q, tan, size, local, mx, my, mz, px, py,
+                    status, pe)
         n_kept = 0
         for r in range(n_screened):  # branch-free: the events counted or to recheck
             kept[n_kept] = r

@@ -161,7 +161,8 @@ def _sides(p, lon0, lat0):
     refusals above ensure.
     """
     unbounded = np.array([[1.0, 0.0, np.inf]] * 4)
-    if _map_radius(p) > 60.0 or abs(lat0) + _map_radius(p) > 80.0:
+    radius = _map_radius(p)
+    if radius > 60.0 or abs(lat0) + radius > 80.0:
         return unbounded
     points = _boundary_offsets(p, lon0, lat0)
     if not np.all(np.isfinite(points)) or np.abs(points[..., 0]).max() > 150.0:
