@@ -2,6 +2,7 @@
 # What a GPU node runs: check CuPy sees the device, run the gpu-marked tests and the
 # whole test suite on the real device, then the benchmark suite on cuda (numba beside it,
 # same run) with the table, JSON rows and plot. Results go to $OUT (or ./gpu-results).
+# A lease of minutes (no network, a 15-minute budget) runs ci/gpu-check.sh instead.
 #
 # The GPU machines come with numba, numba-cuda and one CuPy (cupy-cuda13x) preinstalled:
 # never install a second CuPy beside it. Elsewhere, install the extra matching the CUDA

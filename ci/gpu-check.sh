@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU check sized for a device lease (15 minutes of device time, all tries; 10
+# minutes a command): run it there, on a copy of this working tree prepared here by
+# ci/device-kit.sh, so that a second try still fits. From the session, e.g.:
+#   run(command="bash ci/gpu-check.sh", timeout_s=420, carry=[".whl",
+#       ".devdata/hess-dl3-dr1", ".devdata/cta-1dc", ".devdata/cta-caldb", ".devdata/estimators"])
+# Stages, each time-boxed, each writing one file to $OUT (at most 8 come back):
+#   info.txt        versions, the device (rtafast info --probe-gpu, nvidia-smi)
+#   gpu-tests.txt   the gpu-marked tests and every cuda-parametrised test, on the device
+#   bench.txt       benchmarks of the kernel families, cuda and numba beside gammapy,
+#   bench.json      same run (rtafast vs gammapy medians and ratios; JSON rows)
+# A full GPU node with time to spare runs ci/gpu-bench.sh instead (whole suite, all sizes).
+#   bench-lc.txt    the flux-only light curves (15 flare runs), cuda and numba,
+#   bench-lc.json   beside gammapy's LightCurveEstimator (gammapy's side ~1 min)
+# Exit status: non-zero when a stage failed or ran out of its time (its file says which).
+# GPU_CHECK_STAGES (default "info tests bench lightcurve") picks stages, e.g. a second
+# call with the stages the first could not finish; GPU_CHECK_TESTS_S, GPU_CHECK_BENCH_S
+# and GPU_CHECK_LC_S (150, 150, 120 s) their time limits: ~7 min in all with the wheels'
+# install. RTAFAST_TEST_REAL_GPU=0 runs it here (no GPU) under numba's CUDA simulator:
+# a dry run of the script, its data and its selections (cuda timings are skipped).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu-results}"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 RTAFAST_TEST_REAL_GPU="${RTAFAST_TEST_REAL_GPU:-1}"
+[ "$RTAFAST_TEST_REAL_GPU" = 1 ] || export NUMBA_ENABLE_CUDASIM=1   # the dry run here
+export RTAFAST_CACHE_DIR="${RTAFAST_CACHE_DIR:-/tmp/rtafast-cache}"
+python="${PYTHON:-python3}"
+
+# the carried wheels (ci/device-kit.sh) where the image lacks gammapy, and rtafast from
+# this tree (no pip install: no network there)
+if [ -d .whl ] && ! "$python" -c "import gammapy" 2>/dev/null; then
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/rtafast-site .whl/*.whl || { echo "gpu-check: wheel install failed"; exit 2; }
+    export PYTHONPATH="/tmp/rtafast-site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+mkdir -p /tmp/rtafast-src
+ln -sfn "$PWD/kernels" /tmp/rtafast-src/rtafast_kernels   # pyproject maps it so
+export PYTHONPATH="$PWD:/tmp/rtafast-src:${PYTHONPATH:-}"
+if [ -d .devdata ]; then
+    export RTAFAST_DATA="$PWD/.devdata" GAMMAPY_DATA="$PWD/.devdata"
+fi
+
+status=0
+stage() { [[ " ${GPU_CHECK_STAGES:-info tests bench lightcurve} " == *" $1 "* ]]; }
+finish() {  # name, exit code of its command: 124 = out of time
+    case "$2" in
+        0) ;;
+        124) echo "gpu-check: stage $1 ran out of its time" | tee -a "$out/$1.txt"; status=1 ;;
+        *) echo "gpu-check: stage $1 failed (exit $2)" | tee -a "$out/$1.txt"; status=1 ;;
+    esac
+}
+
+if stage info; then
+    {
+        date -u
+        "$python" -c "import sys; print('python', sys.version.split()[0])"
+        "$python" -m pip list 2>/dev/null | grep -i -E \
+            '^(numpy|scipy|numba|numba-cuda|llvmlite|cupy-cuda1.x|astropy|gammapy|regions) '
+        nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+        nproc
+        timeout 120 "$python" -m rtafast.cli info --probe-gpu
+    } > "$out/info.txt" 2>&1
+    finish info $?
+fi
+
+if stage tests; then
+    # without a usable cuda backend every cuda test would skip: a pass that proves nothing
+    "$python" -c "from rtafast_kernels import available_backends as a; ok, why = a()['cuda']
+assert ok, f'the cuda backend cannot run here: {why}'" > "$out/gpu-tests.txt" 2>&1 &&
+    timeout "${GPU_CHECK_TESTS_S:-150}" "$python" -m pytest tests -k "cuda or gpu" \
+        -p no:cacheprovider --benchmark-disable -q -rfEs --durations=10 \
+        >> "$out/gpu-tests.txt" 2>&1
+    finish gpu-tests $?
+fi
+
+bench_args=(--benchmark-only --benchmark-columns=min,median,max,rounds -q --disable-warnings
+           -p no:cacheprovider)
+if stage bench; then
+    RTAFAST_BACKENDS=cuda,numba RTAFAST_BENCH_QUICK=1 RTAFAST_BENCH_JSON="$out/bench.json" \
+        timeout "${GPU_CHECK_BENCH_S:-150}" "$python" -m pytest \
+        benchmarks/test_bench_binning.py benchmarks/test_bench_ring.py \
+        benchmarks/test_bench_onoff.py benchmarks/test_bench_wstat.py \
+        benchmarks/test_bench_tsmap.py benchmarks/test_bench_fit.py \
+        "${bench_args[@]}" > "$out/bench.txt" 2>&1
+    finish bench $?
+fi
+
+if stage lightcurve; then
+    RTAFAST_BACKENDS=cuda,numba RTAFAST_BENCH_QUICK=1 RTAFAST_BENCH_JSON="$out/bench-lc.json" \
+        timeout "${GPU_CHECK_LC_S:-120}" "$python" -m pytest benchmarks/test_bench_lightcurve.py \
+        "${bench_args[@]}" > "$out/bench-lc.txt" 2>&1
+    finish bench-lc $?
+fi
+exit "$status"
