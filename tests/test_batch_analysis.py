@@ -227,6 +227,15 @@ def test_units_of_files_and_of_a_whole_datastore(datastore, hess_datastore):
 
 
 @data
+def test_a_datastore_under_home_is_read_as_the_pipeline_reads_it(datastore, tmp_path, monkeypatch):
+    """``~`` in input.datastore is expanded by the batch as by ``rtafast run``."""
+    (tmp_path / "hess").symlink_to(Path(datastore).resolve())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    direct = list_units(load_config(None, [f"input.datastore={datastore}"]))
+    assert list_units(load_config(None, ["input.datastore=~/hess"])) == direct
+
+
+@data
 def test_a_run_directory_of_rtafast_run_is_not_a_batch_directory(batch, tmp_path):
     config, outdir, _, _ = batch
     single = tmp_path / "single"

@@ -80,21 +80,9 @@ def _unique_names(names):
 def _datastore_ids(config):
     """Every observation of the DataStore whose files exist, and a line per one left out
     (as the pipeline's input does without ``obs_ids``)."""
-    from gammapy.data import DataStore
+    from rtafast.pipeline.input_read import _missing_files, open_datastore
 
-    from rtafast.pipeline.input_read import _missing_files
-    from rtafast.pipeline.input_types import InputError
-
-    directory = Path(config.input.datastore)
-    if not directory.is_dir():
-        raise InputError(f"input.datastore: {directory}: not a directory")
-    try:
-        store = DataStore.from_dir(directory)
-    except Exception as error:
-        raise InputError(
-            f"input.datastore: {directory}: cannot read its hdu-index/obs-index "
-            f"({type(error).__name__}: {error})"
-        ) from error
+    store = open_datastore(config.input.datastore)[1]
     ids, excluded = [], []
     need_irfs = config.input.irf_file is None
     for obs_id in sorted(int(i) for i in store.obs_table["OBS_ID"]):

@@ -24,7 +24,13 @@ from gammapy.data import DataStore, Observation
 from .geometry import map_center
 from .input_types import REQUIRED_COLUMNS, REQUIRED_IRFS, InputError, InputStats
 
-__all__ = ["check_observation", "open_observations", "read_observation", "roi_center"]
+__all__ = [
+    "check_observation",
+    "open_datastore",
+    "open_observations",
+    "read_observation",
+    "roi_center",
+]
 
 #: The input's one logger, named after its public module (as before the split).
 log = logging.getLogger("rtafast.pipeline.inputs")
@@ -250,17 +256,28 @@ def _in_memory(observation, irfs):
     )
 
 
-def _datastore_observations(config, stats):
-    directory = Path(config.input.datastore).expanduser()
+def open_datastore(path):
+    """``(directory, store)``: the configuration's ``input.datastore`` opened.
+
+    Raises
+    ------
+    InputError
+        Not a directory, or its hdu-index/obs-index cannot be read (named).
+    """
+    directory = Path(path).expanduser()
     if not directory.is_dir():
         raise InputError(f"input.datastore: {directory}: not a directory")
     try:
-        store = DataStore.from_dir(directory)
+        return directory, DataStore.from_dir(directory)
     except Exception as error:
         raise InputError(
             f"input.datastore: {directory}: cannot read its hdu-index/obs-index "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+def _datastore_observations(config, stats):
+    directory, store = open_datastore(config.input.datastore)
     known = set(int(i) for i in store.obs_table["OBS_ID"])
     explicit = bool(config.input.obs_ids)
     obs_ids = [int(i) for i in config.input.obs_ids] if explicit else sorted(known)
