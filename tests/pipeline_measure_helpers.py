@@ -10,7 +10,6 @@ test module wraps the builders below in its own module-scoped fixtures.
 
 import astropy.units as u
 import numpy as np
-import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from gammapy.data import EventList, FixedPointingInfo, Observation
@@ -124,11 +123,6 @@ def _two_pointing_window():
     second = _observation(SkyCoord(83.6, 21.5, unit="deg"), obs_id=2, tstart=T0 + 1 * u.h)
     bunches = [*_simulated_bunches(first, 2), *_simulated_bunches(second, 2, seed=2)]
     return _window(SIM_GEOM, bunches, offset_max=1.5)
-
-
-#: Parameters of the ``window_and_source`` fixtures: the Crab run (needs the shared data)
-#: and the simulated window.
-WINDOW_PARAMS = [pytest.param("crab_window", marks=pytest.mark.data), "simulated_window"]
 
 
 def _window_and_source(request):

@@ -36,13 +36,11 @@ from tests.pipeline_input_helpers import (
     event_seconds,
     file_config,
     gammapy_selection,
-    hess_data_dir,
     make_config,
     random_events,
     seconds_since_reference,
     union_of_bunches,
     write_events_file,
-    write_gapped_events_file,
     write_irf_file,
 )
 
@@ -54,18 +52,7 @@ def irf_file(tmp_path_factory):
     return write_irf_file(tmp_path_factory.mktemp("irf") / "irf.fits", analytic_irf_hdus())
 
 
-@pytest.fixture(scope="module")
-def events_file(tmp_path_factory):
-    """400 events in 0-100 s; GTI [0, 50) and [60, 100): a gap of 10 s."""
-    return write_gapped_events_file(tmp_path_factory.mktemp("events") / "obs1.fits")
-
-
 # -- real data: the PKS 2155-304 flare as 10 s bunches -------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hess_dir():
-    return hess_data_dir()
 
 
 @pytest.fixture(scope="module")

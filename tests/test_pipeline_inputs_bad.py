@@ -15,11 +15,9 @@ from rtafast.pipeline.inputs import InputError, open_observations
 from tests.pipeline_input_helpers import (
     analytic_irf_hdus,
     file_config,
-    hess_data_dir,
     make_config,
     random_events,
     write_events_file,
-    write_gapped_events_file,
     write_irf_file,
 )
 
@@ -33,17 +31,6 @@ def irf_hdus():
 @pytest.fixture(scope="module")
 def irf_file(tmp_path_factory, irf_hdus):
     return write_irf_file(tmp_path_factory.mktemp("irf") / "irf.fits", irf_hdus)
-
-
-@pytest.fixture(scope="module")
-def events_file(tmp_path_factory):
-    """400 events in 0-100 s; GTI [0, 50) and [60, 100): a gap of 10 s."""
-    return write_gapped_events_file(tmp_path_factory.mktemp("events") / "obs1.fits")
-
-
-@pytest.fixture(scope="module")
-def hess_dir():
-    return hess_data_dir()
 
 
 # -- a DataStore: runs asked for without their files ----------------------------------------

@@ -36,41 +36,15 @@ from rtafast.pipeline.measure import (
 from tests.pipeline_measure_helpers import (
     SIM_GEOM,
     SIM_SOURCE,
-    WINDOW_PARAMS,
     _config,
-    _crab_window,
     _observation,
     _simulated_bunches,
-    _simulated_window,
-    _two_pointing_window,
     _window,
-    _window_and_source,
 )
 
 #: Relative agreement with gammapy's fit (MINUIT converged to ``_GAMMAPY_FIT`` below)
 FIT_RTOL = 1e-4
 _GAMMAPY_FIT = {"optimize_opts": {"tol": 1e-6, "strategy": 2}}
-
-
-# -- windows ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def crab_window(hess_datastore):
-    return _crab_window(hess_datastore.obs(23523))
-
-
-@pytest.fixture(scope="module")
-def simulated_window():
-    return _simulated_window()
-
-
-@pytest.fixture(scope="module")
-def two_pointing_window():
-    return _two_pointing_window()
-
-
-@pytest.fixture(params=WINDOW_PARAMS)
-def window_and_source(request):
-    return _window_and_source(request)
 
 
 # -- flux fit -----------------------------------------------------------------------------

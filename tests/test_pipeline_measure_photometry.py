@@ -28,34 +28,8 @@ from tests.pipeline_measure_helpers import (
     SIM_GEOM,
     SIM_POINTING,
     SIM_SOURCE,
-    WINDOW_PARAMS,
     _config,
-    _crab_window,
-    _simulated_window,
-    _two_pointing_window,
-    _window_and_source,
 )
-
-
-# -- windows ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def crab_window(hess_datastore):
-    return _crab_window(hess_datastore.obs(23523))
-
-
-@pytest.fixture(scope="module")
-def simulated_window():
-    return _simulated_window()
-
-
-@pytest.fixture(scope="module")
-def two_pointing_window():
-    return _two_pointing_window()
-
-
-@pytest.fixture(params=WINDOW_PARAMS)
-def window_and_source(request):
-    return _window_and_source(request)
 
 
 # -- photometry ---------------------------------------------------------------------------

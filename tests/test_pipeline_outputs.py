@@ -20,21 +20,11 @@ from rtafast.pipeline.outputs import (
     OutputDir,
     OutputDirError,
 )
-from tests._pipeline_outputs_helpers import T0, candidate, first_and_update, make_book
+from tests._pipeline_outputs_helpers import T0, candidate
 
 
 def results_row(fields):
     return {key: value for key, value in fields.items() if key in RESULT_COLUMNS}
-
-
-@pytest.fixture
-def book():
-    return make_book()
-
-
-@pytest.fixture
-def initial_and_update(book):
-    return first_and_update(book)
 
 
 # -- atomic writes --------------------------------------------------------------------------

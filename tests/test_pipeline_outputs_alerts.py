@@ -32,23 +32,11 @@ from tests._pipeline_outputs_helpers import (
     T0,
     candidate,
     clock,
-    first_and_update,
-    make_book,
 )
 
 SCHEMA_FILE = (
     Path(__file__).parents[1] / "rtafast" / "pipeline" / "schemas" / "gcn_notice.schema.json"
 )
-
-
-@pytest.fixture
-def book():
-    return make_book()
-
-
-@pytest.fixture
-def initial_and_update(book):
-    return first_and_update(book)
 
 
 # -- the alert book ---------------------------------------------------------------------------
