@@ -12,7 +12,8 @@
 #   carry=[".whl", ".devdata/hess-dl3-dr1", ".devdata/cta-1dc", ".devdata/cta-caldb",
 #          ".devdata/estimators"]
 # What travels must stay under 64 MiB: the script fails above 60 MiB.
-# Usage: bash ci/device-kit.sh [PYTHON]   (PYTHON: an interpreter with pip; default python3)
+# Usage: bash ci/device-kit.sh [PYTHON]   (an interpreter with pip and packaging, e.g. the
+# project's venv: .venv/bin/python; default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${1:-python3}"
