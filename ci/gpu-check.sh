@@ -9,7 +9,6 @@
 #   gpu-tests.txt   the gpu-marked tests and every cuda-parametrised test, on the device
 #   bench.txt       benchmarks of the kernel families, cuda and numba beside gammapy,
 #   bench.json      same run (rtafast vs gammapy medians and ratios; JSON rows)
-# A full GPU node with time to spare runs ci/gpu-bench.sh instead (whole suite, all sizes).
 #   bench-lc.txt    the flux-only light curves (15 flare runs), cuda and numba,
 #   bench-lc.json   beside gammapy's LightCurveEstimator (gammapy's side ~1 min)
 # Exit status: non-zero when a stage failed or ran out of its time (its file says which).
@@ -18,6 +17,7 @@
 # and GPU_CHECK_LC_S (150, 150, 120 s) their time limits: ~7 min in all with the wheels'
 # install. RTAFAST_TEST_REAL_GPU=0 runs it here (no GPU) under numba's CUDA simulator:
 # a dry run of the script, its data and its selections (cuda timings are skipped).
+# A full GPU node with time to spare runs ci/gpu-bench.sh instead (whole suite, all sizes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu-results}"
