@@ -8,6 +8,7 @@ from . import _openmp  # noqa: F401  (first: sets OpenMP's spin count before num
 from .cash.element import TRUNCATION_VALUE
 from .cash.normfit import NormFitResult, fit_norm, fit_norms
 from .cash.problem import CashProblem
+from .devices import is_host_array
 from .registry import (
     BACKEND_NAMES,
     ENV_VARIABLE,
@@ -36,6 +37,7 @@ __all__ = [
     "fit_norm",
     "fit_norm_rows",
     "fit_norms",
+    "is_host_array",
     "resolve_backend",
 ]
 

@@ -13,7 +13,15 @@ import numpy as np
 from .launch import BIN_CHUNK_EVENTS, SIMULATED
 from .registry import Backend
 
-__all__ = ["CudaDevice", "HostDevice", "cpu_description"]
+__all__ = ["CudaDevice", "HostDevice", "cpu_description", "is_host_array"]
+
+
+def is_host_array(array):
+    """True for a NumPy array in host memory (not a CuPy array, nor a simulated device
+    array of the ``"cuda"`` backend under numba's CUDA simulator)."""
+    from .simulated_device import SimulatedDeviceArray
+
+    return isinstance(array, np.ndarray) and not isinstance(array, SimulatedDeviceArray)
 
 
 def cpu_description():
@@ -69,13 +77,16 @@ class HostDevice(Backend):
 
 
 class CudaDevice(Backend):
-    """Arrays of the ``"cuda"`` backend: CuPy on the GPU (NumPy under the simulator)."""
+    """Arrays of the ``"cuda"`` backend: CuPy on the GPU; under numba's CUDA simulator NumPy
+    arrays that refuse host arrays as CuPy does (:mod:`rtafast_kernels.simulated_device`)."""
 
     def __init__(self, name="cuda"):
         super().__init__(name)
         self.bin_chunk_events = BIN_CHUNK_EVENTS[name]
-        if SIMULATED:
-            self.xp = np
+        if SIMULATED:  # NumPy with CuPy's refusals (see simulated_device)
+            from .simulated_device import simcupy
+
+            self.xp = simcupy
         else:
             import cupy
 
@@ -105,8 +116,6 @@ class CudaDevice(Backend):
 
     def to_numpy(self, array):
         """Copy a device array to a host NumPy array."""
-        if SIMULATED:
-            return np.asarray(array)
         return self.xp.asnumpy(array)
 
     def synchronize(self):

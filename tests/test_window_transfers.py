@@ -1,7 +1,7 @@
 """Host-device copies of a stream window's TS map and fit on the cuda backend.
 
-Under numba's CUDA simulator, with the stricter device module of
-``tests/_simulated_device.py`` (device arrays CuPy-like, every copy counted). After
+Under numba's CUDA simulator, whose device arrays behave as CuPy's
+(:mod:`rtafast_kernels.simulated_device`), every copy counted. After
 the first window of a pointing (which computes and uploads its per-second inputs), a
 window costs: the new bunch's event columns up (and the binning's few parameters;
 its per-event flags down, the binning's business); nothing to make the window; for
@@ -27,9 +27,8 @@ from rtafast import Fit
 from rtafast.estimators import ExcessMapEstimator, TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
 from rtafast.stream import BunchAccumulator
-from rtafast_kernels import resolve_backend
+from rtafast_kernels.simulated_device import count_transfers
 from rtafast_kernels.tsmap.element import N_OUTPUTS
-from tests._simulated_device import install
 from tests.test_stream import _simulated_bunch
 
 pytestmark = pytest.mark.skipif(
@@ -61,11 +60,10 @@ def _models():
     return Models([source, background])
 
 
-def test_a_window_uploads_its_bunch_and_downloads_its_results(observation, monkeypatch):
-    backend = resolve_backend("cuda")
+def test_a_window_uploads_its_bunch_and_downloads_its_results(observation):
     rng = np.random.default_rng(3)
     geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.1, width=1.0, axes=[ENERGY])
-    with install(backend, monkeypatch) as transfers:
+    with count_transfers() as transfers:
         accumulator = BunchAccumulator(geom, ENERGY_TRUE, array_backend="cuda")
         estimator = TSMapEstimator(kernel_width=0.3 * u.deg, cache=TSInputCache())
         models = _models()

@@ -14,15 +14,15 @@ them.
 
 import numpy as np
 
-from rtafast_kernels import CashProblem
+from rtafast_kernels import CashProblem, is_host_array
 from rtafast_kernels.tsmap.inputs import cash_half
 
 __all__ = ["DeviceCashProblem", "HostCashProblem", "cash_problem"]
 
 
 def cash_problem(counts, fixed, templates, backend):
-    """A Cash problem of arrays on ``backend``: `CashProblem` for NumPy arrays (the host
-    backends), :class:`DeviceCashProblem` for device arrays.
+    """A Cash problem of arrays on ``backend``: `CashProblem` for host arrays (it copies
+    what it needs to the backend), :class:`DeviceCashProblem` for device arrays.
 
     Parameters
     ----------
@@ -30,7 +30,7 @@ def cash_problem(counts, fixed, templates, backend):
     templates : array, shape (K, N)
     backend : backend object
     """
-    if isinstance(counts, np.ndarray) and backend.xp is np:
+    if is_host_array(counts):
         return HostCashProblem(counts, fixed, templates, backend=backend)
     return DeviceCashProblem(counts, fixed, templates, backend)
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtafast_kernels import resolve_backend
+from rtafast_kernels import is_host_array, resolve_backend
 
 from .device_problem import cash_problem
 
@@ -109,7 +109,7 @@ class NormProfile:
 def _as_float_array(backend, name, array, size=None, scalar=False):
     """A 1-d float64 array on the backend, with the host checks every input gets
     (``scalar``: a single value stands for every bin)."""
-    if isinstance(array, np.ndarray) or np.isscalar(array) or isinstance(array, list | tuple):
+    if is_host_array(array) or np.isscalar(array) or isinstance(array, list | tuple):
         host = np.ascontiguousarray(array, dtype=np.float64).ravel()
         if scalar and host.size == 1 and size != 1:
             host = np.full(size, host[0])

@@ -9,7 +9,7 @@ sums the pixels on the backend for every new cube (e.g. each window of a stream)
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
-from gammapy.maps import WcsGeom
+from gammapy.maps import Map, WcsGeom
 from regions import CircleSkyRegion
 
 from rtafast_kernels import resolve_backend
@@ -112,7 +112,8 @@ class MapRegionCounter:
         ``counts``: the cube (a Map of this geometry or its data, host or backend array).
         NaN pixels are skipped as ``np.nansum`` does.
         """
-        data = getattr(counts, "data", counts)
+        data = counts.data if isinstance(counts, Map) else counts  # a CuPy array's .data
+        # is its memory pointer
         if tuple(data.shape) != tuple(self.geom.data_shape):
             raise ValueError(
                 f"counts shape {tuple(data.shape)} != geometry's {self.geom.data_shape}"
