@@ -134,10 +134,13 @@ REAL_SETS = {
 def _real_event_list(name):
     from gammapy.data import DataStore
 
-    from rtafast_devtools.reference_data import find_data_dir
+    from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir
 
     sub, obs_ids = REAL_SETS[name]
-    root = find_data_dir(sub) / sub
+    try:
+        root = find_data_dir(sub) / sub
+    except DataNotFoundError as error:  # e.g. a GPU lease that carried only some folders
+        pytest.skip(str(error))
     if sub == "cta-1dc":
         files = [root / f"data/baseline/gps/gps_baseline_{i}.fits" for i in obs_ids]
         return EventList.from_stack([EventList.read(f) for f in files])
