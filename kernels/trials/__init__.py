@@ -12,11 +12,13 @@ float64 ``(n_rows, n_bins)``, ``fixed`` and ``template`` float64 ``(n_bins,)``, 
 float64 ``(n_rows, 5)``, columns :data:`~.element.NORM`, :data:`~.element.TS`,
 :data:`~.element.NORM_ERR`, :data:`~.element.NITER`, :data:`~.element.CONVERGED`.
 
-* ``fit_norm_rows(backend, counts, fixed, template, lower, fixed_sum, template_sum,
-  template_min, rtol, max_iter, out)``: ``lower = -min(b/s)`` over ``s > 0`` (the physical
-  limit of the norm), ``fixed_sum`` and ``template_sum`` the sums of ``b`` and ``s`` over
-  the bins with ``s != 0``, ``template_min`` the smallest positive ``s``, computed once by
-  the caller (``s >= 0`` everywhere); fills and returns ``out``.
+* ``fit_norm_rows(backend, counts, fixed, template, settings, out)``: ``settings`` a tuple
+  of 6 floats, the same for every row, indexed by :data:`~.element.LOWER` (``-min(b/s)``
+  over ``s > 0``, the physical limit of the norm), :data:`~.element.FIXED_SUM` and
+  :data:`~.element.TEMPLATE_SUM` (``b`` and ``s`` summed over the bins with ``s != 0``),
+  :data:`~.element.TEMPLATE_MIN` (the smallest positive ``s``), :data:`~.element.RTOL`
+  and :data:`~.element.MAX_ITER`, computed once by the caller (``s >= 0`` everywhere);
+  fills and returns ``out``.
 
 :func:`fit_norm_rows` (re-exported as ``rtafast_kernels.fit_norm_rows``) checks the
 inputs, computes those scalars and calls the operation on the chosen backend.
@@ -28,6 +30,7 @@ import numpy as np
 
 from ..cash.normfit import DEFAULT_RTOL
 from ..registry import resolve_backend
+from . import element
 from .element import CONVERGED, N_OUTPUTS, NITER, NORM, NORM_ERR, TS
 
 __all__ = ["OPERATIONS", "TrialFits", "fit_norm_rows"]
@@ -77,7 +80,7 @@ def _host_vector(name, value):
 
 def _device_counts(backend, counts, n_bins):
     xp = backend.xp
-    if not hasattr(counts, "__cuda_array_interface__"):  # a host array (or a list)
+    if not hasattr(counts, "ndim"):  # a list
         counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[1] != n_bins:
         raise ValueError(
@@ -134,19 +137,16 @@ def fit_norm_rows(counts, fixed, template, backend=None, rtol=DEFAULT_RTOL, max_
         raise ValueError("template has no positive value: the norm is not constrained")
     backend = resolve_backend(backend)
     counts = _device_counts(backend, counts, fixed.size)
-    lower = -float(np.min(fixed[support] / template[support]))
+    settings = [0.0] * 6
+    settings[element.LOWER] = -float(np.min(fixed[support] / template[support]))
+    settings[element.FIXED_SUM] = float(fixed[support].sum())
+    settings[element.TEMPLATE_SUM] = float(template[support].sum())
+    settings[element.TEMPLATE_MIN] = float(template[support].min())
+    settings[element.RTOL] = float(rtol)
+    settings[element.MAX_ITER] = float(int(max_iter))
     out = backend.xp.empty((counts.shape[0], N_OUTPUTS))
     backend.fit_norm_rows(
-        counts,
-        backend.asarray(fixed),
-        backend.asarray(template),
-        lower,
-        float(fixed[support].sum()),
-        float(template[support].sum()),
-        float(template[support].min()),
-        float(rtol),
-        int(max_iter),
-        out,
+        counts, backend.asarray(fixed), backend.asarray(template), tuple(settings), out
     )
     return TrialFits(
         norm=out[:, NORM].copy(),

@@ -19,36 +19,11 @@ PARALLEL_ROWS = 8
 ROWS_PER_CHUNK = 32
 
 
-def _fit_source(
-    counts,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    listed,
-    out,
-):
+def _fit_source(counts, fixed, template, settings, listed, out):
     n_rows = counts.shape[0]
     for c in numba.prange(listed.shape[0]):
         for r in range(c * ROWS_PER_CHUNK, min(n_rows, (c + 1) * ROWS_PER_CHUNK)):
-            _fit_row(
-                counts,
-                r,
-                fixed,
-                template,
-                lower,
-                fixed_sum,
-                template_sum,
-                template_min,
-                rtol,
-                max_iter,
-                listed[c],
-                out,
-            )
+            _fit_row(counts, r, fixed, template, settings, listed[c], out)
 
 
 _FIT = {
@@ -57,33 +32,9 @@ _FIT = {
 }
 
 
-def fit_norm_rows(
-    backend,
-    counts,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    out,
-):
+def fit_norm_rows(backend, counts, fixed, template, settings, out):
     """Operation ``fit_norm_rows`` (numba); see the family's docstring."""
     n_chunks = -(-counts.shape[0] // ROWS_PER_CHUNK)
     listed = np.empty((n_chunks, counts.shape[1]), dtype=np.int64)
-    _FIT[counts.shape[0] >= PARALLEL_ROWS](
-        counts,
-        fixed,
-        template,
-        float(lower),
-        float(fixed_sum),
-        float(template_sum),
-        float(template_min),
-        float(rtol),
-        int(max_iter),
-        listed,
-        out,
-    )
+    _FIT[counts.shape[0] >= PARALLEL_ROWS](counts, fixed, template, settings, listed, out)
     return out

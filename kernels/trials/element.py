@@ -40,10 +40,16 @@ from ..cash.element import LOG_TRUNCATION_VALUE, TRUNCATION_VALUE
 __all__ = [
     "CONVERGED",
     "EPSILON",
+    "FIXED_SUM",
+    "LOWER",
+    "MAX_ITER",
     "NITER",
     "NORM",
     "NORM_ERR",
     "N_OUTPUTS",
+    "RTOL",
+    "TEMPLATE_MIN",
+    "TEMPLATE_SUM",
     "TS",
     "cash_term",
     "empty_bins_linear",
@@ -59,6 +65,10 @@ __all__ = [
 NORM, TS, NORM_ERR, NITER, CONVERGED = range(5)
 #: Number of output columns.
 N_OUTPUTS = 5
+#: Fields of the fit's ``settings`` tuple (float64, the same for every row): the norm's
+#: physical limit ``-min(b/s)`` over ``s > 0``; ``b`` and ``s`` summed over the bins with
+#: ``s != 0``; the smallest positive ``s``; Newton's relative tolerance; most iterations.
+LOWER, FIXED_SUM, TEMPLATE_SUM, TEMPLATE_MIN, RTOL, MAX_ITER = range(6)
 #: Spacing of float64 numbers at 1 (``2**-52``).
 EPSILON = 2.220446049250313e-16
 
@@ -256,20 +266,7 @@ def newton_row(
     return x, max_iter, False
 
 
-def fit_row(
-    counts,
-    r,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    listed,
-    out,
-):
+def fit_row(counts, r, fixed, template, settings, listed, out):
     """Fit row ``r`` of ``counts``; write its results into ``out[r]`` (see the columns).
 
     Parameters
@@ -280,21 +277,17 @@ def fit_row(
         The row fitted.
     fixed, template : array, shape (n_bins,)
         Background counts ``b`` and template counts at norm 1 ``s`` (``s >= 0``).
-    lower : float
-        ``-min(b/s)`` over the bins with ``s > 0``.
-    fixed_sum, template_sum : float
-        ``b`` and ``s`` summed over the bins with ``s != 0``.
-    template_min : float
-        The smallest positive value of ``s``.
-    rtol : float
-        Newton stops when its step is below ``rtol`` times the norm's error.
-    max_iter : int
-        Most Newton iterations.
+    settings : tuple of 6 floats
+        Indexed by :data:`LOWER`, :data:`FIXED_SUM`, :data:`TEMPLATE_SUM`,
+        :data:`TEMPLATE_MIN`, :data:`RTOL` (Newton stops when its step is below ``rtol``
+        times the norm's error), :data:`MAX_ITER` (most Newton iterations).
     listed : array of int, shape (n_bins,)
         Scratch for the row's listed bins.
     out : array, shape (n_rows, N_OUTPUTS)
         Results: norm, TS, norm error (``inf`` without curvature), iterations, converged.
     """
+    lower = settings[LOWER]
+    template_min = settings[TEMPLATE_MIN]
     n_listed, counts_sum, empty_sum = gather_row(counts, r, template, listed)
     if counts_sum == 0.0:  # the statistic increases with the norm: the physical limit
         best = lower
@@ -311,11 +304,11 @@ def fit_row(
             empty_sum,
             counts_sum,
             lower,
-            fixed_sum,
-            template_sum,
+            settings[FIXED_SUM],
+            settings[TEMPLATE_SUM],
             template_min,
-            rtol,
-            max_iter,
+            settings[RTOL],
+            int(settings[MAX_ITER]),
         )
     ts, hess = row_ts_hess(
         counts, r, fixed, template, listed, n_listed, empty_sum, best, lower, template_min

@@ -20,66 +20,17 @@ SCRATCH_BYTES = 1 << 28
 
 
 @cuda.jit
-def _fit_kernel(
-    counts,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    listed,
-    out,
-):
+def _fit_kernel(counts, fixed, template, settings, listed, out):
     thread = cuda.grid(1)
     for r in range(thread, counts.shape[0], cuda.gridsize(1)):
-        _fit_row(
-            counts,
-            r,
-            fixed,
-            template,
-            lower,
-            fixed_sum,
-            template_sum,
-            template_min,
-            rtol,
-            max_iter,
-            listed[thread],
-            out,
-        )
+        _fit_row(counts, r, fixed, template, settings, listed[thread], out)
 
 
-def fit_norm_rows(
-    backend,
-    counts,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    out,
-):
+def fit_norm_rows(backend, counts, fixed, template, settings, out):
     """Operation ``fit_norm_rows`` (cuda); see the family's docstring."""
     n_bins = counts.shape[1]
     cap = max(1, min(MAX_BLOCKS, SCRATCH_BYTES // (4 * THREADS * max(n_bins, 1))))
     grid = blocks(counts.shape[0], cap)
     listed = backend.xp.empty((grid * THREADS, n_bins), dtype=backend.xp.int32)
-    _fit_kernel[grid, THREADS](
-        counts,
-        fixed,
-        template,
-        float(lower),
-        float(fixed_sum),
-        float(template_sum),
-        float(template_min),
-        float(rtol),
-        int(max_iter),
-        listed,
-        out,
-    )
+    _fit_kernel[grid, THREADS](counts, fixed, template, settings, listed, out)
     return out

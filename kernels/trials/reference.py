@@ -10,7 +10,18 @@ TS is the difference of the truncated Cash terms of each bin at the norms 0 and 
 import numpy as np
 
 from ..cash.element import TRUNCATION_VALUE
-from .element import CONVERGED, NITER, NORM, NORM_ERR, TS
+from .element import (
+    CONVERGED,
+    FIXED_SUM,
+    LOWER,
+    MAX_ITER,
+    NITER,
+    NORM,
+    NORM_ERR,
+    RTOL,
+    TEMPLATE_SUM,
+    TS,
+)
 
 __all__ = ["BLOCK_ROWS", "cash_terms", "fit_norm_rows", "gradient"]
 
@@ -119,34 +130,16 @@ def _fit_block(counts, fixed, template, lower, fixed_sum, template_sum, rtol, ma
     out[:, CONVERGED] = converged
 
 
-def fit_norm_rows(
-    backend,
-    counts,
-    fixed,
-    template,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-    out,
-):
+def fit_norm_rows(backend, counts, fixed, template, settings, out):
     """Operation ``fit_norm_rows`` (numpy); see the family's docstring.
 
-    ``template_min`` is not needed here (every bin is summed at every norm).
+    ``settings[TEMPLATE_MIN]`` is not needed here (every bin is summed at every norm).
     """
+    lower, fixed_sum, template_sum = settings[LOWER], settings[FIXED_SUM], settings[TEMPLATE_SUM]
     for start in range(0, counts.shape[0], BLOCK_ROWS):
         block = slice(start, start + BLOCK_ROWS)
         _fit_block(
-            counts[block],
-            fixed,
-            template,
-            float(lower),
-            float(fixed_sum),
-            float(template_sum),
-            float(rtol),
-            int(max_iter),
-            out[block],
+            counts[block], fixed, template, lower, fixed_sum, template_sum,
+            settings[RTOL], int(settings[MAX_ITER]), out[block],
         )
     return out
