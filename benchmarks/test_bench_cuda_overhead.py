@@ -7,7 +7,8 @@ pieces one by one, each ending with the GPU synchronised, so that the next lease
 which to remove: the uploads of the columns and of the parameters, a numba-cuda launch
 on CuPy arrays (with and without numba's stream synchronisation per CUDA-array-interface
 argument, ``NUMBA_CUDA_ARRAY_INTERFACE_SYNC``), the binning kernel itself, and reading
-the outcome back (three reductions and the ambiguous events' mask).
+the outcome back (three reductions and the ambiguous events' mask); and, for
+``fill_counts``, which returns a host Map, the download of a 10x200x200 float64 cube.
 Run: ``RTAFAST_TEST_REAL_GPU=1 python -m pytest benchmarks/test_bench_cuda_overhead.py
 --benchmark-only`` (``ci/gpu-check.sh`` with ``GPU_CHECK_BENCH_FILES``).
 """
@@ -31,6 +32,7 @@ PIECES = [
     "binning kernel alone",
     "read the outcome back",
     "bin_into, all of it",
+    "download the cube (3.2 MB)",
 ]
 
 
@@ -110,6 +112,7 @@ def _piece(name, s):
             xp, s["codes"], False, backend.to_numpy
         ),
         "bin_into, all of it": lambda: bin_into(s["cube"], s["binning"], *s["columns"], backend),
+        "download the cube (3.2 MB)": lambda: backend.to_numpy(s["cube"]),
     }[name]
 
 

@@ -7,7 +7,8 @@
 # Stages, each time-boxed, each writing one file to $OUT (at most 8 come back):
 #   info.txt        versions, the device (rtafast info --probe-gpu, nvidia-smi)
 #   gpu-tests.txt   the gpu-marked tests and every cuda-parametrised test, on the device
-#   bench.txt       benchmarks of the kernel families, cuda and numba beside gammapy,
+#   bench.txt       where a small cuda call spends its time (test_bench_cuda_overhead.py),
+#                   benchmarks of the kernel families, cuda and numba beside gammapy,
 #   bench.json      same run (rtafast vs gammapy medians and ratios; JSON rows)
 #   bench-lc.txt    the flux-only light curves (15 flare runs), cuda and numba,
 #   bench-lc.json   beside gammapy's LightCurveEstimator (gammapy's side ~1 min)
@@ -82,6 +83,7 @@ bench_args=(--benchmark-only --benchmark-columns=min,median,max,rounds -q --disa
 if stage bench; then
     RTAFAST_BACKENDS=cuda,numba RTAFAST_BENCH_QUICK=1 RTAFAST_BENCH_JSON="$out/bench.json" \
         timeout "${GPU_CHECK_BENCH_S:-150}" "$python" -m pytest ${GPU_CHECK_BENCH_FILES:-\
+        benchmarks/test_bench_cuda_overhead.py \
         benchmarks/test_bench_binning.py benchmarks/test_bench_ring.py \
         benchmarks/test_bench_onoff.py benchmarks/test_bench_wstat.py \
         benchmarks/test_bench_tsmap.py benchmarks/test_bench_fit.py} \
