@@ -84,8 +84,8 @@ if stage bench; then
     RTAFAST_BACKENDS=cuda,numba RTAFAST_BENCH_QUICK=1 RTAFAST_BENCH_JSON="$out/bench.json" \
         timeout "${GPU_CHECK_BENCH_S:-150}" "$python" -m pytest ${GPU_CHECK_BENCH_FILES:-\
         benchmarks/test_bench_cuda_overhead.py \
-        benchmarks/test_bench_binning.py benchmarks/test_bench_ring.py \
-        benchmarks/test_bench_onoff.py benchmarks/test_bench_wstat.py \
+        benchmarks/test_bench_binning.py benchmarks/test_bench_binning_threads.py \
+        benchmarks/test_bench_ring.py benchmarks/test_bench_onoff.py benchmarks/test_bench_wstat.py \
         benchmarks/test_bench_tsmap.py benchmarks/test_bench_fit.py} \
         "${bench_args[@]}" > "$out/bench.txt" 2>&1
     finish bench $?
