@@ -7,7 +7,8 @@ pieces one by one, each ending with the GPU synchronised, so that the next lease
 which to remove: the uploads of the columns and of the parameters, a numba-cuda launch
 on CuPy arrays (with and without numba's stream synchronisation per CUDA-array-interface
 argument, ``NUMBA_CUDA_ARRAY_INTERFACE_SYNC``), the binning kernel itself, and reading
-the outcome back (three reductions and the ambiguous events' mask); and, for
+the outcome back (the classes' counts in one copy since 2026-12-04; at the H200 run three
+reductions each read back and the ambiguous events' flags); and, for
 ``fill_counts``, which returns a host Map, the download of a 10x200x200 float64 cube.
 Run: ``RTAFAST_TEST_REAL_GPU=1 python -m pytest benchmarks/test_bench_cuda_overhead.py
 --benchmark-only`` (``ci/gpu-check.sh`` with ``GPU_CHECK_BENCH_FILES``).

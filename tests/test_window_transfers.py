@@ -26,7 +26,9 @@ from gammapy.modeling.models import (
 from rtafast import Fit
 from rtafast.estimators import ExcessMapEstimator, TSMapEstimator
 from rtafast.estimators.ts_inputs import TSInputCache
+from rtafast.events.binning import GeomBinning, bin_into, event_columns
 from rtafast.stream import BunchAccumulator
+from rtafast_kernels import resolve_backend
 from rtafast_kernels.simulated_device import count_transfers
 from rtafast_kernels.tsmap.element import N_OUTPUTS
 from tests.test_stream import _simulated_bunch
@@ -120,3 +122,28 @@ def test_a_window_uploads_its_bunch_and_downloads_its_results(observation):
     reference = TSMapEstimator(kernel_width=0.3 * u.deg, array_backend="numpy").run(dataset)
     np.testing.assert_allclose(ts_map["ts"].data, reference["ts"].data, rtol=1e-6, atol=1e-8)
     assert np.isfinite(ts_map["ts"].data).sum() > 50
+
+
+def test_binning_a_bunch_reads_back_one_small_array():
+    """``bin_into`` on the cuda backend: the bunch's columns and the binning's parameters
+    go up; its classes' counts come down in one copy (four int64), the per-event flags
+    only when an event is ambiguous; no scalar syncs."""
+    backend = resolve_backend("cuda")
+    geom = WcsGeom.create(skydir=(83.6, 22.0), binsz=0.1, width=1.0, axes=[ENERGY])
+    binning = GeomBinning.for_geom(geom)
+    events, _ = _simulated_bunch(np.random.default_rng(5), 0, 20.0, N_EVENTS, 0.3, (-0.5, 2))
+    columns = event_columns(events, binning.axis.unit)
+    reference = bin_into(np.zeros(binning.n_bins), binning, *columns, resolve_backend("numpy"))
+    cube = backend.asarray(np.zeros(binning.n_bins))
+    with count_transfers() as transfers:
+        stats = bin_into(cube, binning, *columns, backend)
+    assert stats == reference
+    assert 0 < stats.n_counted < stats.n_events and stats.n_outside > 0  # both classes
+    flags = [N_EVENTS] if stats.n_ambiguous else []
+    assert [n for kind, n, _ in transfers.log if kind == "download"] == [4 * 8, *flags]
+    assert transfers.of("scalar") == []
+    uploads = [n for kind, n, _ in transfers.log if kind == "upload"]
+    assert sorted(uploads)[-3:] == [N_EVENTS * 4] * 3 or sorted(uploads)[-3:] == [
+        N_EVENTS * 8
+    ] * 3, uploads
+    np.testing.assert_array_equal(backend.to_numpy(cube).sum(), stats.n_counted)

@@ -35,12 +35,28 @@ class BinOutcome(NamedTuple):
 
 
 def outcome_from_codes(xp, codes, keep_codes, to_numpy):
-    """:class:`BinOutcome` of per-event codes (a backend array)."""
+    """:class:`BinOutcome` of per-event codes (a backend array).
+
+    On a device: the four classes' counts come back in one small copy, the ambiguous
+    events' positions only when there are some (one flag per event).
+    """
+    classes = xp.stack(
+        [
+            (codes >= 0).sum(),
+            (codes == el.OUTSIDE).sum(),
+            (codes == el.INVALID).sum(),
+            (codes == el.AMBIGUOUS).sum(),
+        ]
+    )
+    n_counted, n_outside, n_invalid, n_ambiguous = (int(n) for n in to_numpy(classes))
+    ambiguous = np.zeros(0, dtype=np.int64)
+    if n_ambiguous:
+        ambiguous = np.flatnonzero(to_numpy(codes == el.AMBIGUOUS)).astype(np.int64)
     return BinOutcome(
-        n_counted=int((codes >= 0).sum()),
-        n_outside=int((codes == el.OUTSIDE).sum()),
-        n_invalid=int((codes == el.INVALID).sum()),
-        ambiguous=np.flatnonzero(to_numpy(codes == el.AMBIGUOUS)).astype(np.int64),
+        n_counted=n_counted,
+        n_outside=n_outside,
+        n_invalid=n_invalid,
+        ambiguous=ambiguous,
         codes=codes[codes >= 0] if keep_codes else None,
     )
 
