@@ -155,6 +155,12 @@ def _real_event_list(name):
 )
 def real_events(request, data_dir):
     name, frame = request.param
+    return real_event_set(name, frame)
+
+
+def real_event_set(name, frame):
+    """``(size label, EventList, 5°x5° 0.02° CAR geometry on the events, gammapy's counts)``
+    of one of :data:`REAL_SETS` (skips without its data)."""
     event_list = _real_event_list(name)
     geom = WcsGeom.create(
         skydir=event_list.radec[: min(len(event_list.table), 10000)].transform_to(frame)[0],

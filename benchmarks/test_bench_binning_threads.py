@@ -11,8 +11,7 @@ import numba
 import numpy as np
 import pytest
 from bench_settings import rounds
-from gammapy.maps import Map, MapAxis, WcsGeom
-from test_bench_binning import _fill_with_gammapy, _real_event_list
+from test_bench_binning import _fill_with_gammapy, real_event_set
 
 from rtafast.events.binning import fill_counts
 
@@ -22,37 +21,24 @@ THREADS = [1, 2, 4, 8, 16]
 
 @pytest.fixture(scope="module", params=SETS)
 def icrs_events(request, data_dir):
-    event_list = _real_event_list(request.param)
-    geom = WcsGeom.create(
-        skydir=event_list.radec[0],
-        binsz=0.02,
-        width=5,
-        frame="icrs",
-        proj="CAR",
-        axes=[MapAxis.from_energy_bounds(0.5, 50, 10, unit="TeV")],
-    )
-    reference = Map.from_geom(geom)
-    reference.fill_events(event_list)
-    size = f"{request.param} ({len(event_list.table)} events) 10x250x250 icrs"
-    return size, event_list, geom, reference
+    return real_event_set(request.param, "icrs")
 
 
 @pytest.mark.data
-def test_gammapy_fill(benchmark, record, icrs_events):
-    size, event_list, geom, reference = icrs_events
-    record("bin real events by threads", size, "gammapy")
-    counts = benchmark.pedantic(
-        _fill_with_gammapy, args=(geom, event_list), rounds=rounds(5), iterations=1
-    )
-    np.testing.assert_array_equal(counts.data, reference.data)
-
-
-@pytest.mark.data
-@pytest.mark.parametrize("n_threads", THREADS)
-def test_numba_fill_by_threads(benchmark, record, icrs_events, n_threads):
+@pytest.mark.parametrize("n_threads", [0, *THREADS], ids=["gammapy", *map(str, THREADS)])
+def test_fill_by_threads(benchmark, record, icrs_events, n_threads):
+    """gammapy's ``fill_events`` (``n_threads`` 0) or rtafast's ``fill_counts`` on numba
+    with ``n_threads`` threads."""
     if n_threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip(f"numba has {numba.config.NUMBA_NUM_THREADS} threads here")
     size, event_list, geom, reference = icrs_events
+    if not n_threads:
+        record("bin real events by threads", size, "gammapy")
+        counts = benchmark.pedantic(
+            _fill_with_gammapy, args=(geom, event_list), rounds=rounds(5), iterations=1
+        )
+        np.testing.assert_array_equal(counts.data, reference.data)
+        return
     record("bin real events by threads", size, "rtafast", f"numba {n_threads} threads")
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
