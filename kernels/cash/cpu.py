@@ -17,6 +17,7 @@ fit of one source) keeps its sums in scalars.
 import numba
 import numpy as np
 
+from .._shared_chunks import sum_chunks as _sum_chunks
 from ..jit import cpu, cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
@@ -74,16 +75,6 @@ def _cash_reduce_source(counts, fixed, templates, norms, need_stat, partial, out
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
             _add_bin_terms(partial, c, counts[i], fixed[i], templates, i, norms, need_stat)
     _sum_chunks(partial, out)
-
-
-@cpu
-def _sum_chunks(partial, out):
-    """``out[j] = 2 * sum_c partial[c, j]``, chunks added in order (serial loop)."""
-    for j in range(partial.shape[1]):
-        total = 0.0
-        for c in range(partial.shape[0]):
-            total += partial[c, j]
-        out[j] = 2.0 * total
 
 
 # One source, two compilations each (parallel over chunks; serial for small inputs),

@@ -143,9 +143,13 @@ def _newton_norm(problem, x0, physical, rtol, max_iter):
     Returns
     -------
     best : float
+        The norm at the minimum, at least ``physical`` (``-min(b/s)``).
     success : bool
+        False when ``max_iter`` iterations did not converge.
     message : str
+        Why the search stopped.
     niter : int
+        Newton iterations (0 without counts under the template).
     """
     success, message, niter = True, "converged", 0
     if problem.counts_sum == 0:

@@ -1,7 +1,8 @@
 """Kernel family *regions*: which of several sky circles (an on region and its off
 regions) each event falls in, counted per region and energy bin in one pass.
 
-``element`` (one event's decision), ``reference`` (NumPy), ``cpu`` (numba), ``gpu`` (CUDA).
+``element`` (one event's decision), ``reference`` (NumPy), ``cpu`` (numba), ``gpu`` (CUDA);
+``exact`` (one event's exact count, built once for ``cpu`` and ``gpu``).
 ``count_in_circles(backend, ra, dec, energy, circles, bounds, screen, edges, etol, out)``
 (``circles``: ``(CIRCLE_SIZE, n_circles)``, see ``element``; ``screen``: their float32
 screen, :func:`plane.screen_params`, used by the numba backend) adds

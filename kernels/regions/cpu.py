@@ -7,15 +7,11 @@ from ..binning.fast_element import sin_cosm1_small
 from ..jit import cpu, cpu_functions, cpu_kernel, cpu_piece
 from ..launch import EVENT_PARALLEL_THRESHOLD, free_threads, threads
 from . import element as el
+from . import exact as ex
 from . import plane as pl
 
 __all__ = ["count_in_circles", "count_numba"]
 
-_f = cpu_functions(el)
-_status = _f.event_status
-_bounds_offset = _f.bounds_offset
-_member = _f.member_code
-_screen_event = _f.screen_event
 _sincos = cpu(sin_cosm1_small)
 _AMBIGUOUS = el.AMBIGUOUS
 _INVALID = el.INVALID
@@ -43,37 +39,13 @@ PARALLEL_MIN_EVENTS = 8192
 BLOCK_EVENTS = 65536
 
 
-def _exact_event(i, ra, dec, energy, circles, bounds, edges, etol, out, ambiguous, slot):
-    """The exact float64 path of event ``i``: returns 1 if ambiguous, 2 if invalid."""
-    n_circles = circles.shape[1]
-    r = float(ra[i])
-    d = float(dec[i])
-    status = _status(r, d, float(energy[i]), circles, bounds, edges, etol)
-    if status >= 0:
-        dra = _bounds_offset(r, d, bounds)
-        n_inside, first, n_band = _screen_event(dra, d, circles)
-        if n_inside == 1 and n_band == 0:  # the usual case: one circle, screened
-            out[first, status] += 1.0
-            if first > 0:
-                out[n_circles, status] += 1.0
-        else:
-            off = False
-            for k in range(n_circles):
-                if _member(r, d, dra, circles, k) == 1:
-                    out[k, status] += 1.0
-                    if k > 0:
-                        off = True
-            if off:
-                out[n_circles, status] += 1.0
-    elif status == _AMBIGUOUS:
-        ambiguous[slot] = i
-        return 1
-    elif status == _INVALID:
-        return 2
-    return 0
+def _add_source(out, row, column):
+    """``out[row, column] += 1`` (each block has its own counts: no atomics)."""
+    out[row, column] += 1.0
 
 
-_exact = cpu_piece(_exact_event)
+#: The exact float64 path of one event (:func:`.exact.make_count_event`).
+_exact = ex.make_count_event(cpu_piece, cpu_functions(el), cpu(_add_source))
 
 
 def _plane_stage(ra, dec, energy, c0, size, consts, head, xs, ys, acc_in, n_near):
@@ -239,21 +211,11 @@ def _count_range_source(
                 es[m] = float(energy[i])
                 m += 1
                 continue
-            code = _exact(
-                i,
-                ra,
-                dec,
-                energy,
-                circles,
-                bounds,
-                edges,
-                etol,
-                out,
-                ambiguous,
-                start + n_ambiguous,
-            )
-            n_ambiguous += code == 1
-            n_invalid += code == 2
+            status = _exact(i, ra, dec, energy, circles, bounds, edges, etol, out)
+            if status == _AMBIGUOUS:
+                ambiguous[start + n_ambiguous] = i
+            n_ambiguous += status == _AMBIGUOUS
+            n_invalid += status == _INVALID
         _energies(m, es, edges, counted)
         for t in range(m):
             ebin = _energy_bin(es[t], int(counted[t]), edges, etol)
@@ -271,31 +233,16 @@ def _count_range_source(
 _count_range = cpu(_count_range_source)
 
 
-def _serial_source(
-    ra, dec, energy, circles, bounds, screen, consts, edges, etol, out, ambiguous, stats
-):
-    n_ambiguous, n_invalid = _count_range(
-        ra,
-        dec,
-        energy,
-        circles,
-        bounds,
-        screen,
-        consts,
-        edges,
-        etol,
-        0,
-        ra.shape[0],
-        out,
-        ambiguous,
-    )
-    stats[0, 0] = n_ambiguous
-    stats[0, 1] = n_invalid
-
-
-def _parallel_source(
+def _blocks_source(
     ra, dec, energy, circles, bounds, screen, consts, edges, etol, block, partial, ambiguous, stats
 ):
+    """Count block ``b`` (events ``b * block`` on, ``block`` at most) into ``partial[b]``.
+
+    ``stats[b]``: the block's numbers of ambiguous and invalid events; its ambiguous
+    indices are written from the block's first event on in ``ambiguous``. Compiled
+    serial (one block: ``partial`` the caller's counts with a leading axis) and
+    parallel (a block per thread).
+    """
     n_blocks = partial.shape[0]
     for b in numba.prange(n_blocks):
         start = b * block
@@ -319,8 +266,9 @@ def _parallel_source(
         stats[b, 1] = n_invalid
 
 
-_serial = cpu_kernel(_serial_source, error_model="numpy")  # numpy: the divisions vectorise
-_parallel = cpu_kernel(_parallel_source, parallel=True, error_model="numpy")
+# numpy error model: the divisions vectorise
+_serial = cpu_kernel(_blocks_source, error_model="numpy")
+_parallel = cpu_kernel(_blocks_source, parallel=True, error_model="numpy")
 
 
 _CONSTANTS = {}
@@ -362,7 +310,7 @@ def count_numba(ra, dec, energy, circles, bounds, screen, edges, etol, out):
     n_threads = _threads_for(n)
     if n_threads <= 1:
         stats = np.zeros((1, 2), dtype=np.int64)
-        _serial(*args, out, ambiguous, stats)
+        _serial(*args, max(n, 1), out[np.newaxis], ambiguous, stats)
         found = ambiguous[: stats[0, 0]]
         return (np.sort(found) if len(found) > 1 else found.copy()), int(stats[0, 1])
     block = min(-(-n // n_threads), BLOCK_EVENTS)

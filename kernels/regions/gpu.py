@@ -4,45 +4,30 @@
 import numpy as np
 from numba import cuda
 
-from ..jit import gpu_functions
+from ..jit import gpu_device, gpu_functions
 from ..launch import grid
 from . import element as el
+from . import exact as ex
 
 __all__ = ["count_cuda", "count_in_circles"]
 
-_f = gpu_functions(el)
-_status = _f.event_status
-_bounds_offset = _f.bounds_offset
-_member = _f.member_code
-_screen_event = _f.screen_event
+
+def _add_source(out, row, column):
+    """``out[row, column] += 1``, atomically (threads share the counts)."""
+    cuda.atomic.add(out, (row, column), 1.0)
+
+
+#: The exact float64 path of one event (:func:`.exact.make_count_event`).
+_count_event = ex.make_count_event(gpu_device, gpu_functions(el), gpu_device(_add_source))
 _AMBIGUOUS = el.AMBIGUOUS
 _INVALID = el.INVALID
 
 
 @cuda.jit
 def _count_kernel(ra, dec, energy, circles, bounds, edges, etol, out, ambiguous, stats):
-    n_circles = circles.shape[1]
     for i in range(cuda.grid(1), ra.shape[0], cuda.gridsize(1)):
-        r = float(ra[i])
-        d = float(dec[i])
-        status = _status(r, d, float(energy[i]), circles, bounds, edges, etol)
-        if status >= 0:
-            dra = _bounds_offset(r, d, bounds)
-            n_inside, first, n_band = _screen_event(dra, d, circles)
-            if n_inside == 1 and n_band == 0:  # the usual case: one circle, screened
-                cuda.atomic.add(out, (first, status), 1.0)
-                if first > 0:
-                    cuda.atomic.add(out, (n_circles, status), 1.0)
-            else:
-                off = False
-                for k in range(n_circles):
-                    if _member(r, d, dra, circles, k) == 1:
-                        cuda.atomic.add(out, (k, status), 1.0)
-                        if k > 0:
-                            off = True
-                if off:
-                    cuda.atomic.add(out, (n_circles, status), 1.0)
-        elif status == _AMBIGUOUS:
+        status = _count_event(i, ra, dec, energy, circles, bounds, edges, etol, out)
+        if status == _AMBIGUOUS:
             slot = cuda.atomic.add(stats, 0, 1)
             ambiguous[slot] = i
         elif status == _INVALID:

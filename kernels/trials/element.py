@@ -185,23 +185,11 @@ def row_ts_hess(counts, r, fixed, template, listed, n_listed, empty_sum, x, lowe
     return 2.0 * ts, 2.0 * hess
 
 
-def newton_row(
-    counts,
-    r,
-    fixed,
-    template,
-    listed,
-    n_listed,
-    empty_sum,
-    counts_sum,
-    lower,
-    fixed_sum,
-    template_sum,
-    template_min,
-    rtol,
-    max_iter,
-):
+def newton_row(counts, r, fixed, template, listed, n_listed, empty_sum, counts_sum, settings):
     """Safeguarded Newton search of row ``r``'s best norm above ``lower`` (``counts_sum > 0``).
+
+    ``settings``: the fit's settings (:func:`fit_row`), read here for ``lower``, the
+    sums, the tolerance and the most iterations.
 
     Returns
     -------
@@ -214,7 +202,12 @@ def newton_row(
     """
     # The derivative of the statistic is increasing and concave in the norm: Newton from
     # the left of the root never overshoots it, from the right it lands on the left.
-    x = (counts_sum - fixed_sum) / template_sum
+    lower = settings[LOWER]
+    template_sum = settings[TEMPLATE_SUM]
+    template_min = settings[TEMPLATE_MIN]
+    rtol = settings[RTOL]
+    max_iter = int(settings[MAX_ITER])
+    x = (counts_sum - settings[FIXED_SUM]) / template_sum
     if x <= lower:
         x = 0.5 * lower if lower < 0.0 else counts_sum / template_sum
     lo = lower
@@ -295,20 +288,7 @@ def fit_row(counts, r, fixed, template, settings, listed, out):
         converged = True
     else:
         best, niter, converged = newton_row(
-            counts,
-            r,
-            fixed,
-            template,
-            listed,
-            n_listed,
-            empty_sum,
-            counts_sum,
-            lower,
-            settings[FIXED_SUM],
-            settings[TEMPLATE_SUM],
-            template_min,
-            settings[RTOL],
-            int(settings[MAX_ITER]),
+            counts, r, fixed, template, listed, n_listed, empty_sum, counts_sum, settings
         )
     ts, hess = row_ts_hess(
         counts, r, fixed, template, listed, n_listed, empty_sum, best, lower, template_min

@@ -11,13 +11,14 @@ floating-point underflow) gives inf/NaN as NumPy does, never ``ZeroDivisionError
 import numba
 import numpy as np
 
+from .._shared_chunks import sum_chunks as _sum_chunks
 from ..jit import cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
 
 __all__ = ["wstat_reduce"]
 
-_wstat_terms = cpu_functions(element).wstat_terms
+_add_bin = cpu_functions(element).wstat_add_bin
 
 
 def _wstat_reduce_source(n_on, n_off, alpha, signal, norm, partial, out):
@@ -28,19 +29,13 @@ def _wstat_reduce_source(n_on, n_off, alpha, signal, norm, partial, out):
         grad = 0.0
         hess = 0.0
         for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            sig = signal[i]
-            value, d1, d2 = _wstat_terms(n_on[i], n_off[i], alpha[i], norm * sig)
-            stat += value
-            grad += sig * d1
-            hess += sig * sig * d2
+            stat, grad, hess = _add_bin(
+                stat, grad, hess, n_on[i], n_off[i], alpha[i], signal[i], norm
+            )
         partial[c, 0] = stat
         partial[c, 1] = grad
         partial[c, 2] = hess
-    for j in range(3):
-        total = 0.0
-        for c in range(partial.shape[0]):
-            total += partial[c, j]
-        out[j] = 2.0 * total
+    _sum_chunks(partial, out)
 
 
 _KERNELS = {

@@ -46,7 +46,7 @@ comparable numbers so that they stay finite wherever the true value is.
 
 import math
 
-__all__ = ["wstat_mu_bkg", "wstat_mu_on", "wstat_gof_half", "wstat_terms"]
+__all__ = ["wstat_add_bin", "wstat_mu_bkg", "wstat_mu_on", "wstat_gof_half", "wstat_terms"]
 
 
 def _log(x):
@@ -173,3 +173,30 @@ def wstat_terms(n_on, n_off, alpha, s):
     else:  # n_off = 0 and C <= 0: b stays 0, the Cash statistic of s
         d2 = (n_on / mu_on) / mu_on
     return value + gof, d1, d2
+
+
+def wstat_add_bin(stat, grad, hess, n_on, n_off, alpha, signal, norm):
+    """Add one bin's half WStat terms in the signal norm to running sums.
+
+    The step of the reductions over bins (the numba chunks and the CUDA threads).
+
+    Parameters
+    ----------
+    stat, grad, hess : float
+        The sums so far: half the statistic and its first and second derivatives in
+        the norm.
+    n_on, n_off, alpha : float
+        The bin's counts and alpha (see :func:`wstat_terms`).
+    signal : float
+        The bin's predicted signal counts at norm 1.
+    norm : float
+        The signal norm.
+
+    Returns
+    -------
+    stat, grad, hess : float
+        The sums with the bin's :func:`wstat_terms` at ``norm * signal`` added
+        (derivatives by the chain rule: times ``signal`` and ``signal**2``).
+    """
+    value, d1, d2 = wstat_terms(n_on, n_off, alpha, norm * signal)
+    return stat + value, grad + signal * d1, hess + signal * signal * d2

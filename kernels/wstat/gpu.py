@@ -14,7 +14,7 @@ from . import element
 
 __all__ = ["wstat_reduce"]
 
-_wstat_terms = gpu_functions(element).wstat_terms
+_add_bin = gpu_functions(element).wstat_add_bin
 
 
 @cuda.jit
@@ -25,11 +25,7 @@ def _wstat_reduce_kernel(n_on, n_off, alpha, signal, norm, out):
     grad = 0.0
     hess = 0.0
     for i in range(cuda.grid(1), n_on.shape[0], cuda.gridsize(1)):
-        sig = signal[i]
-        value, d1, d2 = _wstat_terms(n_on[i], n_off[i], alpha[i], norm * sig)
-        stat += value
-        grad += sig * d1
-        hess += sig * sig * d2
+        stat, grad, hess = _add_bin(stat, grad, hess, n_on[i], n_off[i], alpha[i], signal[i], norm)
     shared[tid, 0] = stat
     shared[tid, 1] = grad
     shared[tid, 2] = hess
