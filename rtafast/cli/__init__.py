@@ -21,12 +21,12 @@ from ._args import (
     BenchmarkSuiteError,
     Parser,
     backend_list,
-    backend_name,
     non_negative_int,
     one_line,
     quantity,
     user_errors,
 )
+from ._options import BACKEND, SEED, Argument, add_command, duration
 
 __all__ = ["main", "build_parser", "BenchmarkSuiteError"]
 
@@ -56,54 +56,55 @@ def _command(module, function):
 
 
 def _add_info(sub):
-    info = sub.add_parser("info", help="versions, available backends, what 'auto' picks, GPU")
-    info.add_argument(
+    probe_gpu = Argument(
         "--probe-gpu",
         action="store_true",
         help="initialise the cuda backend to print the GPU even if auto skips it",
     )
-    info.set_defaults(func=_command("info", "run_info"))
+    add_command(
+        sub,
+        "info",
+        "versions, available backends, what 'auto' picks, GPU",
+        [probe_gpu],
+        _command("info", "run_info"),
+    )
 
 
 def _add_compare(sub):
-    compare = sub.add_parser(
-        "compare", help="simulate a point source and fit it with gammapy and rtafast"
-    )
-    compare.add_argument(
-        "--backend", type=backend_name, default=None, help="auto | numpy | numba | cuda"
-    )
-    compare.add_argument(
+    livetime = duration(
         "--livetime",
-        type=quantity("s", "a duration"),
-        default="30 min",
-        help="observation live time, a duration with its unit (default '30 min')",
+        "30 min",
+        "observation live time, a duration with its unit (default '30 min')",
     )
-    compare.add_argument(
+    amplitude = Argument(
         "--amplitude",
         type=quantity("cm-2 s-1 TeV-1", "a differential flux"),
         default="5e-12 cm-2 s-1 TeV-1",
         help="true power-law amplitude at 1 TeV, in cm-2 s-1 TeV-1 (default 5e-12)",
     )
-    compare.add_argument(
-        "--seed", type=non_negative_int, default=0, help="random seed of the simulation"
-    )
-    compare.add_argument(
+    repeat = Argument(
         "--repeat",
         type=non_negative_int,
         default=5,
         help="timed repeats after the first fit (0: the first fit only)",
     )
-    compare.set_defaults(func=_command("compare", "run_compare"))
+    add_command(
+        sub,
+        "compare",
+        "simulate a point source and fit it with gammapy and rtafast",
+        [BACKEND, livetime, amplitude, SEED, repeat],
+        _command("compare", "run_compare"),
+    )
 
 
 def _add_warmup(sub):
-    warm = sub.add_parser(
-        "warmup", help="compile every kernel now (numba caches them on disk for later runs)"
+    add_command(
+        sub,
+        "warmup",
+        "compile every kernel now (numba caches them on disk for later runs)",
+        [BACKEND],
+        _command("warmup", "run_warmup"),
     )
-    warm.add_argument(
-        "--backend", type=backend_name, default=None, help="auto | numpy | numba | cuda"
-    )
-    warm.set_defaults(func=_command("warmup", "run_warmup"))
 
 
 def _add_bench(sub):

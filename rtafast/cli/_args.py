@@ -9,6 +9,7 @@ __all__ = [
     "backend_name",
     "backend_list",
     "quantity",
+    "int_at_least",
     "non_negative_int",
     "one_line",
     "user_errors",
@@ -82,11 +83,34 @@ def quantity(unit, what):
     return parse
 
 
-def non_negative_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is negative")
-    return number
+def int_at_least(minimum, too_small):
+    """argparse type: an integer, ``minimum`` or more.
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest value allowed.
+    too_small : str
+        The error of a smaller value, formatted with ``value`` (the argument's text).
+
+    Returns
+    -------
+    callable
+        ``parse(value) -> int``; raises `argparse.ArgumentTypeError` ("'x' is not an
+        integer", or ``too_small``).
+    """
+
+    def parse(value):
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(too_small.format(value=value))
+        return number
+
+    return parse
+
+
+#: argparse type: an integer, 0 or more.
+non_negative_int = int_at_least(0, "{value!r} is negative")

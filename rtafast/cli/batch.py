@@ -1,22 +1,14 @@
 """``rtafast batch``: every run of a config analysed alone, as Dask tasks, then merged."""
 
-import argparse
 import sys
 
-from ._args import PROG
-from .pipeline import _add_overrides
+from ._args import PROG, int_at_least
+from ._options import NO_PROGRESS, OVERRIDES, Argument, add_command
 
 __all__ = ["add_batch_command", "run_batch"]
 
-
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: at least 1 worker")
-    return number
+#: argparse type of ``--workers``.
+_workers = int_at_least(1, "{value!r}: at least 1 worker")
 
 
 def add_batch_command(sub):
@@ -27,31 +19,37 @@ def add_batch_command(sub):
     sub : argparse subparsers
         The ``rtafast`` command's subcommands.
     """
-    batch = sub.add_parser(
+    add_command(
+        sub,
         "batch",
-        help="analyse each run (or event file) of a config alone as a Dask task, locally "
+        "analyse each run (or event file) of a config alone as a Dask task, locally "
         "or on a cluster; resumable; results and alerts merged",
+        [
+            Argument("path", help="the YAML config (input.datastore or input.events)"),
+            Argument(
+                "-o",
+                "--outdir",
+                required=True,
+                help="the batch's directory (runs/ inside; resumed)",
+            ),
+            Argument(
+                "--scheduler",
+                default=None,
+                metavar="ADDRESS",
+                help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
+            ),
+            Argument(
+                "--workers",
+                type=_workers,
+                default=None,
+                metavar="N",
+                help="local cluster: worker processes (default: the usable cores)",
+            ),
+            OVERRIDES,
+            NO_PROGRESS,
+        ],
+        run_batch,
     )
-    batch.add_argument("path", help="the YAML config (input.datastore or input.events)")
-    batch.add_argument(
-        "-o", "--outdir", required=True, help="the batch's directory (runs/ inside; resumed)"
-    )
-    batch.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
-    )
-    batch.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="local cluster: worker processes (default: the usable cores)",
-    )
-    _add_overrides(batch)
-    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
-    batch.set_defaults(func=run_batch)
 
 
 def run_batch(args):

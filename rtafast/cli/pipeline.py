@@ -2,87 +2,83 @@
 
 import sys
 
-from ._args import backend_name, non_negative_int, quantity
+from ._options import BACKEND, NO_PROGRESS, OVERRIDES, SEED, Argument, add_command, duration
 
 __all__ = ["add_config_command", "add_demo_command", "add_run_command"]
 
-
-def _add_overrides(parser):
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config key (value read as YAML: 5, '0.1 deg', [23523, 23526]); repeat",
-    )
+#: The ``rtafast demo`` arguments, passed on to `rtafast.pipeline.demo.run_grb_demo` by name.
+_DEMO_ARGUMENTS = ("seed", "backend", "duration", "onset", "alpha", "outdir", "overrides")
 
 
 def add_config_command(sub):
     """``rtafast config --template`` / ``rtafast config CONFIG [--set ...]``."""
-    config = sub.add_parser(
+    add_command(
+        sub,
         "config",
-        help="print a documented config template, or check a config and print it in full",
+        "print a documented config template, or check a config and print it in full",
+        [
+            Argument("path", nargs="?", default=None, help="a YAML config to check"),
+            Argument("--template", action="store_true", help="print the documented default config"),
+            OVERRIDES,
+        ],
+        run_config,
     )
-    config.add_argument("path", nargs="?", default=None, help="a YAML config to check")
-    config.add_argument(
-        "--template", action="store_true", help="print the documented default config"
-    )
-    _add_overrides(config)
-    config.set_defaults(func=run_config)
 
 
 def add_run_command(sub):
     """``rtafast run CONFIG -o OUTDIR``."""
-    run = sub.add_parser(
+    add_command(
+        sub,
         "run",
-        help="run the alert pipeline of a YAML config: events in, results and alerts out",
+        "run the alert pipeline of a YAML config: events in, results and alerts out",
+        [
+            Argument("path", help="the YAML config (see 'rtafast config --template')"),
+            Argument("-o", "--outdir", required=True, help="output directory"),
+            OVERRIDES,
+            Argument(
+                "--profile",
+                action="store_true",
+                help="print the per-stage latency table at the end",
+            ),
+            NO_PROGRESS,
+        ],
+        run_run,
     )
-    run.add_argument("path", help="the YAML config (see 'rtafast config --template')")
-    run.add_argument("-o", "--outdir", required=True, help="output directory")
-    _add_overrides(run)
-    run.add_argument(
-        "--profile", action="store_true", help="print the per-stage latency table at the end"
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.set_defaults(func=run_run)
 
 
 def add_demo_command(sub):
     """``rtafast demo``: a simulated GRB afterglow through the pipeline."""
-    demo = sub.add_parser(
+    add_command(
+        sub,
         "demo",
-        help="simulate a GRB afterglow and run the alert pipeline on it (needs no data)",
+        "simulate a GRB afterglow and run the alert pipeline on it (needs no data)",
+        [
+            BACKEND,
+            SEED,
+            duration(
+                "--duration",
+                "10 min",
+                "observation length, a duration with its unit (default '10 min')",
+            ),
+            duration(
+                "--onset",
+                "30 s",
+                "afterglow onset after T0 (the observation start), with its unit "
+                "(default '30 s')",
+            ),
+            Argument(
+                "--alpha", type=_decay_index, default=1.6, help="decay index alpha (default 1.6)"
+            ),
+            Argument(
+                "-o",
+                "--outdir",
+                default=None,
+                help="output directory (default: a new temporary directory, printed)",
+            ),
+            OVERRIDES,
+        ],
+        run_demo,
     )
-    demo.add_argument(
-        "--backend", type=backend_name, default=None, help="auto | numpy | numba | cuda"
-    )
-    demo.add_argument(
-        "--seed", type=non_negative_int, default=0, help="random seed of the simulation"
-    )
-    demo.add_argument(
-        "--duration",
-        type=quantity("s", "a duration"),
-        default="10 min",
-        help="observation length, a duration with its unit (default '10 min')",
-    )
-    demo.add_argument(
-        "--onset",
-        type=quantity("s", "a duration"),
-        default="30 s",
-        help="afterglow onset after T0 (the observation start), with its unit (default '30 s')",
-    )
-    demo.add_argument(
-        "--alpha", type=_decay_index, default=1.6, help="decay index alpha (default 1.6)"
-    )
-    demo.add_argument(
-        "-o",
-        "--outdir",
-        default=None,
-        help="output directory (default: a new temporary directory, printed)",
-    )
-    _add_overrides(demo)
-    demo.set_defaults(func=run_demo)
 
 
 def _decay_index(value):
@@ -134,13 +130,5 @@ def run_demo(args):
     """Simulate a GRB afterglow, run the pipeline on it, print the alerts and latency."""
     from rtafast.pipeline.demo import run_grb_demo
 
-    return run_grb_demo(
-        seed=args.seed,
-        backend=args.backend,
-        duration=args.duration,
-        onset=args.onset,
-        alpha=args.alpha,
-        outdir=args.outdir,
-        overrides=args.overrides,
-    )
+    return run_grb_demo(**{name: getattr(args, name) for name in _DEMO_ARGUMENTS})
 

@@ -3,6 +3,7 @@
 import sys
 
 from ._args import non_negative_int
+from ._options import NO_PROGRESS, OVERRIDES, Argument, add_command
 
 __all__ = ["add_trials_command", "run_trials_command"]
 
@@ -18,48 +19,46 @@ def _positive_int(value):
 
 def add_trials_command(sub):
     """``rtafast trials``: calibration trials on Dask, and their report."""
-    trials = sub.add_parser(
+    add_command(
+        sub,
         "trials",
-        help="calibration trials (null or injected sources) as Dask tasks; "
+        "calibration trials (null or injected sources) as Dask tasks; "
         "'rtafast trials report OUTDIR' for their plots and tables",
+        [
+            Argument("config", metavar="CONFIG | report", help="a YAML config, or 'report'"),
+            Argument(
+                "report_dir",
+                nargs="?",
+                default=None,
+                metavar="OUTDIR",
+                help="with 'report': the trials' output directory",
+            ),
+            Argument("--n", type=_positive_int, default=None, help="trials per exposure"),
+            Argument("-o", "--outdir", default=None, help="output directory"),
+            Argument(
+                "--scheduler",
+                default=None,
+                help="address of a running Dask scheduler (tcp://host:8786); default: a local "
+                "cluster of one single-threaded worker process per core",
+            ),
+            Argument(
+                "--workers",
+                type=_positive_int,
+                default=None,
+                help="local cluster: worker processes (default: the usable cores)",
+            ),
+            OVERRIDES.but(
+                help="override a config key (value read as YAML), e.g. trials.exposures=[1 s, 10 s]"
+            ),
+            NO_PROGRESS,
+        ],
+        run_trials_command,
         description="Run calibration trials: 'rtafast trials CONFIG --n N -o OUTDIR "
         "[--scheduler ADDRESS]' (the config's trials section: hypothesis, exposures, "
         "batch size, seed, blind search), or report on a run: 'rtafast trials report "
         "OUTDIR'. A run stopped part-way continues where it stopped when started again "
         "with the same config, --n and output directory.",
     )
-    trials.add_argument("config", metavar="CONFIG | report", help="a YAML config, or 'report'")
-    trials.add_argument(
-        "report_dir",
-        nargs="?",
-        default=None,
-        metavar="OUTDIR",
-        help="with 'report': the trials' output directory",
-    )
-    trials.add_argument("--n", type=_positive_int, default=None, help="trials per exposure")
-    trials.add_argument("-o", "--outdir", default=None, help="output directory")
-    trials.add_argument(
-        "--scheduler",
-        default=None,
-        help="address of a running Dask scheduler (tcp://host:8786); default: a local "
-        "cluster of one single-threaded worker process per core",
-    )
-    trials.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        help="local cluster: worker processes (default: the usable cores)",
-    )
-    trials.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config key (value read as YAML), e.g. trials.exposures=[1 s, 10 s]",
-    )
-    trials.add_argument("--no-progress", action="store_true", help="no progress bar")
-    trials.set_defaults(func=run_trials_command)
 
 
 def run_trials_command(args):

@@ -21,6 +21,9 @@ from .templates import DatasetArrays, check_templates, fit_mask, model_arrays
 
 __all__ = ["UnitTemplates", "models_key", "shared_maps_dataset", "unit_dataset", "window_arrays"]
 
+#: The maps and masks that :func:`shared_maps_dataset` shares (besides the GTI and name).
+_SHARED_MAPS = ("counts", "exposure", "background", "psf", "edisp", "mask_safe", "mask_fit")
+
 #: Per-pointing templates of the window fits (few pointings and model states at a time).
 _unit_templates = ScaledCache(maxsize=8)
 
@@ -80,17 +83,8 @@ def shared_maps_dataset(unit):
     """A new `~gammapy.datasets.MapDataset` on the maps of ``unit`` (shared, not
     copied), without models: a dataset whose models can be set without touching
     ``unit``'s."""
-    return MapDataset(
-        counts=unit.counts,
-        exposure=unit.exposure,
-        background=unit.background,
-        psf=unit.psf,
-        edisp=unit.edisp,
-        mask_safe=unit.mask_safe,
-        mask_fit=unit.mask_fit,
-        gti=unit.gti,
-        name=unit.name,
-    )
+    maps = {name: getattr(unit, name) for name in _SHARED_MAPS}
+    return MapDataset(**maps, gti=unit.gti, name=unit.name)
 
 
 def window_arrays(window, plan_for):

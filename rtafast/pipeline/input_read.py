@@ -35,6 +35,9 @@ __all__ = [
 #: The input's one logger, named after its public module (as before the split).
 log = logging.getLogger("rtafast.pipeline.inputs")
 
+#: What :func:`_in_memory` passes on from an observation, besides its location and IRFs.
+_OBSERVATION_PARTS = ("obs_id", "meta", "gti", "events", "pointing")
+
 
 def _file_bytes(path):
     """The file's FITS bytes (decompressed for ``.gz``: a truncated stream raises EOFError)."""
@@ -245,15 +248,8 @@ def _in_memory(observation, irfs):
     """
     if not irfs:
         irfs = {name: getattr(observation, name) for name in REQUIRED_IRFS}
-    return Observation(
-        obs_id=observation.obs_id,
-        meta=observation.meta,
-        gti=observation.gti,
-        events=observation.events,
-        pointing=observation.pointing,
-        location=observation.observatory_earth_location,
-        **irfs,
-    )
+    parts = {name: getattr(observation, name) for name in _OBSERVATION_PARTS}
+    return Observation(**parts, location=observation.observatory_earth_location, **irfs)
 
 
 def open_datastore(path):
