@@ -232,9 +232,9 @@ class RescalingCache(ScaledCache):
         Number of entries kept.
     """
 
-    def __init__(self, maxsize):
-        super().__init__(maxsize)
-        self._serial = 0
+    #: Serial number of the last entry added; the first :meth:`add` of an instance makes
+    #: it an instance attribute, so each cache numbers its own entries from 1.
+    _serial = 0
 
     def find(self, layout, arrays, accept=None):
         """The most recently used entry of ``layout`` that ``arrays`` are a multiple of.

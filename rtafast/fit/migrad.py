@@ -22,8 +22,6 @@ strategy, ``migrad_opts``, confidence backend) is replayed as gammapy would run 
 the exact minimum stays available as `rtafast.fit.norm_profile.fit_flux_norm`.
 """
 
-import math
-
 import numpy as np
 from gammapy.modeling import Parameters
 from gammapy.modeling.covariance import Covariance
@@ -193,20 +191,8 @@ def estimate_norm(problem, fit, norm, options):
     best, error = replay.parameter.value, replay.parameter.error
     stat = replay.function()
     stat_null = float(problem.reduce(0.0)[0])
-    nan = math.nan
-    profile = NormProfile(
-        norm=best,
-        norm_err=error * options.n_sigma,
-        norm_errn=nan,
-        norm_errp=nan,
-        norm_ul=nan,
-        ts=stat_null - stat,
-        stat=stat,
-        stat_null=stat_null,
-        success=bool(success),
-        niter=0,
-        message=message,
-        n_ignored=problem.n_ignored,
+    profile = NormProfile.from_minimum(
+        best, error * options.n_sigma, stat, stat_null, bool(success), 0, message, problem.n_ignored
     )
     if options.errn_errp:
         replay.optimize()

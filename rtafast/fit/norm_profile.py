@@ -105,6 +105,34 @@ class NormProfile:
     message: str = ""
     n_ignored: int = 0
 
+    @classmethod
+    def from_minimum(cls, norm, norm_err, stat, stat_null, success, niter, message, n_ignored):
+        """The profile of a fit's minimum, before its asymmetric errors and upper limit.
+
+        Parameters
+        ----------
+        norm, norm_err : float
+            Best-fit norm and its error (``n_sigma`` times the Hesse error), norm units.
+        stat, stat_null : float
+            Statistic (``-2 ln L``) at ``norm`` and at norm 0; ``ts`` is their difference.
+        success : bool
+            The minimisation converged.
+        niter : int
+            Iterations (or statistic evaluations) of the minimisation.
+        message : str
+            How the minimisation ended.
+        n_ignored : int
+            WStat bins counted 0 (alpha not a finite positive number).
+
+        Returns
+        -------
+        NormProfile
+            ``norm_errn``, ``norm_errp`` and ``norm_ul`` NaN, to be set once computed.
+        """
+        unset = (math.nan, math.nan, math.nan)  # norm_errn, norm_errp, norm_ul
+        ts = stat_null - stat
+        return cls(norm, norm_err, *unset, ts, stat, stat_null, success, niter, message, n_ignored)
+
 
 def _as_float_array(backend, name, array, size=None, scalar=False):
     """A 1-d float64 array on the backend, with the host checks every input gets
@@ -240,6 +268,8 @@ def minimize_norm(problem, lower=-np.inf, upper=np.inf, start=1.0, rtol=RTOL, ma
     Parameters
     ----------
     problem : object with ``reduce(norm, need_stat)``
+        The statistic (:func:`norm_problem`), convex in the norm; an optional
+        ``kink_at_zero`` attribute says its minimum may be the kink at norm 0.
     lower, upper : float
         Bounds of the norm (infinite for none).
     start : float
@@ -247,13 +277,18 @@ def minimize_norm(problem, lower=-np.inf, upper=np.inf, start=1.0, rtol=RTOL, ma
     rtol : float
         Stop when the Newton step is below ``rtol`` times the norm's Hesse error.
     max_iter : int
+        Most Newton iterations.
 
     Returns
     -------
     best : float
+        The norm at the minimum, inside ``[lower, upper]``.
     success : bool
+        Converged: a zero derivative, a bound, the kink at 0 or a bracket at rounding.
     message : str
+        How the search ended.
     niter : int
+        Newton iterations (1 for the kink at 0).
     """
     if getattr(problem, "kink_at_zero", False) and lower <= 0.0 <= upper:
         # WStat bins with n_on = n_off = 0 have a kink at norm 0: the minimum is there
@@ -408,19 +443,8 @@ def fit_flux_norm(
     # guesses use the distance over which the statistic rises by 1 along its slope
     scale = error if math.isfinite(error) else (1.0 / abs(grad) if grad else nan)
     stat_null = problem.reduce(0.0)[0]
-    result = NormProfile(
-        norm=best,
-        norm_err=n_sigma * error,
-        norm_errn=nan,
-        norm_errp=nan,
-        norm_ul=nan,
-        ts=stat_null - stat,
-        stat=stat,
-        stat_null=stat_null,
-        success=success,
-        niter=niter,
-        message=message,
-        n_ignored=problem.n_ignored,
+    result = NormProfile.from_minimum(
+        best, n_sigma * error, stat, stat_null, success, niter, message, problem.n_ignored
     )
     guess_error = scale if math.isfinite(scale) and scale > 0 else max(abs(best), 1.0)
     if errn_errp:

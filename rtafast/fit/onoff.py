@@ -107,11 +107,15 @@ def build_onoff_arrays(datasets, plan):
     Parameters
     ----------
     datasets : `~gammapy.datasets.Datasets`
+        The fitted datasets: WStat on/off datasets, possibly with Cash ones (a joint fit).
     plan : `~rtafast.fit.linear_models.LinearPlan`
+        The free norms; on/off datasets need exactly one, of sky models only.
 
     Returns
     -------
     OnOffArrays
+        The WStat bins (alpha finite and positive) and the Cash datasets' arrays, with the
+        signal at the parameter's starting value.
 
     Raises
     ------

@@ -269,11 +269,15 @@ def build_arrays(datasets, plan):
     Parameters
     ----------
     datasets : `~gammapy.datasets.Datasets`
+        The fitted Cash MapDatasets; those with an empty fit mask are skipped.
     plan : `~rtafast.fit.linear_models.LinearPlan`
+        The free norms (sky and background) and the components each one scales.
 
     Returns
     -------
     DatasetArrays
+        The fit-mask bins of all datasets concatenated: counts, fixed prediction (counts)
+        and one template per free norm (counts per unit norm).
 
     Raises
     ------

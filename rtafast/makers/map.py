@@ -15,6 +15,8 @@ dataset onto a new geometry), HEALPix or region geometries -- runs gammapy's own
 makers, counted by :mod:`rtafast.dispatch`.
 """
 
+from functools import partial
+
 from gammapy.data import Observation
 from gammapy.makers import MapDatasetMaker as GammapyMapDatasetMaker
 
@@ -105,9 +107,33 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
             return GammapyMapDatasetMaker.make_counts(geom, observation)
         return fill_counts(geom, observation.events, array_backend=self.array_backend)
 
-    def _cached(self, name, geom, observation, compute, kind, use_ontime=False):
-        """A map for the observation (per second with ``run_per_unit_time``), from the
-        IRF cache when the observation's maps do not depend on time."""
+    def _cached(self, name, kind, geom, observation, *args, use_ontime=False):
+        """gammapy's ``make_<name>(geom, observation, *args)`` map for the observation (per
+        second with ``run_per_unit_time``), from the IRF cache when the observation's maps
+        do not depend on time.
+
+        Parameters
+        ----------
+        name : {"exposure", "background", "psf", "edisp", "edisp_kernel"}
+            The map: gammapy's maker method and the cache key's first part.
+        kind : {"map", "irf"}
+            ``"map"``: the map scales with time; ``"irf"``: its exposure map does.
+        geom : `~gammapy.maps.Geom`
+            The map's geometry.
+        observation : `~gammapy.data.Observation` or `~gammapy.datasets.MapDataset`
+            The observation (or dataset) of gammapy's method.
+        *args
+            Further arguments of gammapy's method.
+        use_ontime : bool
+            Scale by the on-time (s) rather than the live time (s).
+
+        Returns
+        -------
+        `~gammapy.maps.Map` or IRF map
+            The map for the observation's duration, s (per second with
+            ``run_per_unit_time``): computed now, or a new copy of the cached one.
+        """
+        compute = partial(getattr(super(), f"make_{name}"), geom, observation, *args)
         cacheable = isinstance(observation, Observation) and is_time_independent(observation)
         if not self._per_unit_time and not (self.cache_irf and cacheable):
             return compute()
@@ -131,54 +157,23 @@ class MapDatasetMaker(GammapyMapDatasetMaker):
 
     def make_exposure(self, geom, observation, use_region_center=True):
         """Exposure map (cached per unit live time)."""
-        return self._cached(
-            "exposure",
-            geom,
-            observation,
-            lambda: GammapyMapDatasetMaker.make_exposure(geom, observation, use_region_center),
-            "map",
-        )
+        return self._cached("exposure", "map", geom, observation, use_region_center)
 
     def make_background(self, geom, observation):
         """Background map (cached per unit on-time)."""
-        return self._cached(
-            "background",
-            geom,
-            observation,
-            lambda: GammapyMapDatasetMaker.make_background(self, geom, observation),
-            "map",
-            use_ontime=True,
-        )
+        return self._cached("background", "map", geom, observation, use_ontime=True)
 
     def make_psf(self, geom, observation):
         """PSF map (cached; its exposure map rescaled by live time)."""
-        return self._cached(
-            "psf",
-            geom,
-            observation,
-            lambda: GammapyMapDatasetMaker.make_psf(self, geom, observation),
-            "irf",
-        )
+        return self._cached("psf", "irf", geom, observation)
 
     def make_edisp(self, geom, observation):
         """Energy-dispersion map (cached; its exposure map rescaled by live time)."""
-        return self._cached(
-            "edisp",
-            geom,
-            observation,
-            lambda: GammapyMapDatasetMaker.make_edisp(self, geom, observation),
-            "irf",
-        )
+        return self._cached("edisp", "irf", geom, observation)
 
     def make_edisp_kernel(self, geom, observation):
         """Energy-dispersion kernel map (cached; exposure map rescaled by live time)."""
-        return self._cached(
-            "edisp_kernel",
-            geom,
-            observation,
-            lambda: GammapyMapDatasetMaker.make_edisp_kernel(self, geom, observation),
-            "irf",
-        )
+        return self._cached("edisp_kernel", "irf", geom, observation)
 
 
 def _delegation_reason(geom, observation):

@@ -10,6 +10,7 @@ pyplot state or display is touched.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,27 @@ __all__ = ["blind_figure", "efficiency_figure", "markdown", "null_ts_figure"]
 #: One-sided Gaussian p-values of 3 and 5 σ (TS 9 and 25).
 _SIGMA_LINES = ((3.0, float(stats.norm.sf(3.0))), (5.0, float(stats.norm.sf(5.0))))
 _POINTS = 120
+
+#: The parameters and return value that every ``*_figure`` function shares, appended to
+#: its docstring by :func:`_png_doc`.
+_PNG_SECTIONS = """\
+path : str or Path
+    PNG to write.
+title : str
+    Figure title.
+
+Returns
+-------
+path : Path
+    The PNG written.
+"""
+
+
+def _png_doc(function):
+    """Complete the docstring of a ``*_figure`` function with :data:`_PNG_SECTIONS`."""
+    if function.__doc__ is not None:  # None under ``python -OO``
+        function.__doc__ = inspect.cleandoc(function.__doc__) + "\n" + _PNG_SECTIONS
+    return function
 
 
 def _new_figure(n_panels, title):
@@ -50,6 +72,31 @@ def _sigma_lines(axes):
             linewidth=1,
             label=f"{sigma:g}σ (p = {p:.3g}, TS = {sigma**2:g})",
         )
+
+
+def _finish_log_axes(axes, ylim, xlabel, ylabel):
+    """Log y axis with limits ``ylim`` (bottom, top; None: automatic), labels and legend."""
+    axes.set_yscale("log")
+    axes.set_ylim(*ylim)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend(fontsize=8)
+
+
+def _finish_survival(axes, n, top, xlabel, ylabel):
+    """The 3σ / 5σ lines, then a log y axis from below the smallest p (1 / ``n`` trials or
+    5σ) up to ``top``."""
+    _sigma_lines(axes)
+    _finish_log_axes(axes, (min(0.3 / n, 0.3 * _SIGMA_LINES[-1][1]), top), xlabel, ylabel)
+
+
+def _two_panel_figure(title, path, histogram, tail, *data):
+    """A histogram panel and a survival panel, drawn by ``histogram(axes, *data)`` and
+    ``tail(axes, *data)``, saved to ``path``."""
+    figure, axes = _new_figure(2, title)
+    histogram(axes[0], *data)
+    tail(axes[1], *data)
+    return _save(figure, path)
 
 
 def _measured_points(axes, x, k, p, low, high, label):
@@ -81,11 +128,7 @@ def _ts_histogram(axes, bounded):
     expected = 0.5 * n * np.diff(stats.chi2.cdf(edges, 1))
     expected[0] += 0.5 * n
     axes.stairs(expected, edges, color="black", label="½δ(0) + ½χ²₁ (expected counts)")
-    axes.set_yscale("log")
-    axes.set_ylim(bottom=0.3)
-    axes.set_xlabel("TS (norm bounded at 0)")
-    axes.set_ylabel("trials per bin")
-    axes.legend(fontsize=8)
+    _finish_log_axes(axes, (0.3, None), "TS (norm bounded at 0)", "trials per bin")
 
 
 def _ts_survival(axes, bounded):
@@ -94,14 +137,10 @@ def _ts_survival(axes, bounded):
     k, n, p, low, high = survival(bounded, t)
     _measured_points(axes, t, k, p, low, high, "measured (68 % Clopper–Pearson)")
     axes.plot(t, 0.5 * stats.chi2.sf(t, 1), color="black", label="½ χ²₁ survival")
-    _sigma_lines(axes)
-    axes.set_yscale("log")
-    axes.set_ylim(min(0.3 / n, 0.3 * _SIGMA_LINES[-1][1]), 1.0)
-    axes.set_xlabel("TS threshold t")
-    axes.set_ylabel("P(TS ≥ t)")
-    axes.legend(fontsize=8)
+    _finish_survival(axes, n, 1.0, "TS threshold t", "P(TS ≥ t)")
 
 
+@_png_doc
 def null_ts_figure(ts, norm, path, title):
     """Histogram and survival function of the bounded fixed-position TS.
 
@@ -109,22 +148,9 @@ def null_ts_figure(ts, norm, path, title):
     ----------
     ts, norm : array_like
         Per trial the TS and the fitted norm (finite values; the TS is bounded with
-        :func:`~rtafast.trials.report_stats.bounded_ts`).
-    path : str or Path
-        PNG to write.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    path : Path
-        The PNG written (needs at least one positive TS).
+        :func:`~rtafast.trials.report_stats.bounded_ts`; at least one positive TS).
     """
-    bounded = bounded_ts(ts, norm)
-    figure, (histogram, tail) = _new_figure(2, title)
-    _ts_histogram(histogram, bounded)
-    _ts_survival(tail, bounded)
-    return _save(figure, path)
+    return _two_panel_figure(title, path, _ts_histogram, _ts_survival, bounded_ts(ts, norm))
 
 
 # --- blind search --------------------------------------------------------------------------
@@ -139,11 +165,7 @@ def _blind_histogram(axes, maxima, n_eff):
             color="black",
             label=f"best of N_eff = {n_eff:.3g} independent N(0, 1)",
         )
-    axes.set_yscale("log")
-    axes.set_ylim(bottom=0.3)
-    axes.set_xlabel("highest significance of the map (σ)")
-    axes.set_ylabel("trials per bin")
-    axes.legend(fontsize=8)
+    _finish_log_axes(axes, (0.3, None), "highest significance of the map (σ)", "trials per bin")
 
 
 def _blind_survival(axes, maxima, n_eff):
@@ -158,14 +180,10 @@ def _blind_survival(axes, maxima, n_eff):
             color="black",
             label=f"1 − (1 − Q(s))^N_eff, N_eff = {n_eff:.3g}",
         )
-    _sigma_lines(axes)
-    axes.set_yscale("log")
-    axes.set_ylim(min(0.3 / n, 0.3 * _SIGMA_LINES[-1][1]), 1.5)
-    axes.set_xlabel("significance threshold s (σ)")
-    axes.set_ylabel("probability")
-    axes.legend(fontsize=8)
+    _finish_survival(axes, n, 1.5, "significance threshold s (σ)", "probability")
 
 
+@_png_doc
 def blind_figure(maxima, n_eff, path, title):
     """Histogram and survival function of the blind search's highest significance.
 
@@ -175,21 +193,9 @@ def blind_figure(maxima, n_eff, path, title):
         Per trial the highest signed sqrt(TS) of the map, σ (finite, at least one).
     n_eff : float or None
         The fitted effective trials factor (None: no model curve).
-    path : str or Path
-        PNG to write.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    path : Path
-        The PNG written.
     """
     maxima = np.asarray(maxima, dtype=np.float64)
-    figure, (histogram, tail) = _new_figure(2, title)
-    _blind_histogram(histogram, maxima, n_eff)
-    _blind_survival(tail, maxima, n_eff)
-    return _save(figure, path)
+    return _two_panel_figure(title, path, _blind_histogram, _blind_survival, maxima, n_eff)
 
 
 # --- source trials -------------------------------------------------------------------------
@@ -212,6 +218,7 @@ def _efficiency_points(axes, bins, key, label, marker):
     )
 
 
+@_png_doc
 def efficiency_figure(efficiency, path, title):
     """Detection efficiency against injected flux.
 
@@ -220,15 +227,6 @@ def efficiency_figure(efficiency, path, title):
     efficiency : dict
         :func:`~rtafast.trials.report_stats.detection_efficiency`'s result (non-empty
         ``bins``).
-    path : str or Path
-        PNG to write.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    path : Path
-        The PNG written.
     """
     bins = efficiency["bins"]
     threshold = efficiency["threshold_sigma"]
