@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rtafast.pipeline.atomic import atomic_path, write_atomic
-from rtafast.pipeline.output_reruns import OutputDirError, jsonable
+from rtafast.pipeline.output_reruns import OutputDirError, jsonable, read_json_marker
 
 __all__ = [
     "BATCH_MARKER",
@@ -35,18 +35,9 @@ _OWN_FILES = (BATCH_MARKER, CONFIG, RESULTS, ALERTS)
 
 
 def _read_batch_marker(outdir):
-    path = outdir / BATCH_MARKER
-    if not path.is_file():
-        return None
-    try:
-        marker = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise OutputDirError(f"{path}: not an rtafast batch marker ({error})") from error
-    if not isinstance(marker, dict) or marker.get("producer") != BATCH_PRODUCER:
-        raise OutputDirError(
-            f"{path}: not an rtafast batch marker: choose another output directory"
-        )
-    return marker
+    return read_json_marker(
+        outdir / BATCH_MARKER, BATCH_PRODUCER, "batch", ": choose another output directory"
+    )
 
 
 def _config_differences(before, after):

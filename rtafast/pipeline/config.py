@@ -26,6 +26,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from . import config_sections, config_types
 from .config_errors import (
     _dotted,
     _error_problem,
@@ -34,57 +35,14 @@ from .config_errors import (
     _short_repr,
     _unknown_key_problem,
 )
-from .config_sections import (
-    AlertConfig,
-    DetectionConfig,
-    ExclusionRegion,
-    FitConfig,
-    GeometryConfig,
-    InputConfig,
-    OutputConfig,
-    PhotometryConfig,
-    PipelineConfig,
-    SelectionConfig,
-    StreamConfig,
-    TargetConfig,
-    TrialsConfig,
-)
-from .config_types import (
-    TIME_SCALES,
-    Angle,
-    ConfigError,
-    Duration,
-    Energy,
-    NonNegativeDuration,
-    OptionalAngle,
-    OptionalRelativeTime,
-    OptionalTime,
-    _KeyProblem,
-)
+from .config_sections import *  # noqa: F403 (re-exported: the section models)
+from .config_sections import PipelineConfig
+from .config_types import *  # noqa: F403 (re-exported: the value types and ConfigError)
+from .config_types import ConfigError, _KeyProblem
 
 __all__ = [
-    "TIME_SCALES",
-    "AlertConfig",
-    "Angle",
-    "ConfigError",
-    "DetectionConfig",
-    "Duration",
-    "Energy",
-    "ExclusionRegion",
-    "FitConfig",
-    "GeometryConfig",
-    "InputConfig",
-    "NonNegativeDuration",
-    "OptionalAngle",
-    "OptionalRelativeTime",
-    "OptionalTime",
-    "OutputConfig",
-    "PhotometryConfig",
-    "PipelineConfig",
-    "SelectionConfig",
-    "StreamConfig",
-    "TargetConfig",
-    "TrialsConfig",
+    *config_types.__all__,
+    *config_sections.__all__,
     "dump_yaml",
     "load_config",
     "template_yaml",

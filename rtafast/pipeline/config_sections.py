@@ -28,6 +28,7 @@ from .config_types import (
     _ordered,
     _quantity_to_str,
     _unique,
+    _unique_list_validators,
 )
 
 __all__ = [
@@ -230,11 +231,10 @@ class StreamConfig(_Section):
         "each observation; false: windows span observations (stacked)",
     )
 
-    _as_lists = field_validator("windows", mode="before")(_as_list)
+    _as_lists, _unique_items = _unique_list_validators("windows")
 
     @model_validator(mode="after")
     def _consistent(self):
-        _unique(self.windows, "windows")
         if "sliding" in self.windows and self.sliding_duration < self.bunch:
             raise _KeyProblem(
                 "sliding_duration",
@@ -327,12 +327,7 @@ class AlertConfig(_Section):
         "grew by this (sigma)",
     )
 
-    _as_lists = field_validator("formats", mode="before")(_as_list)
-
-    @model_validator(mode="after")
-    def _unique_formats(self):
-        _unique(self.formats, "formats")
-        return self
+    _as_lists, _unique_items = _unique_list_validators("formats")
 
 
 class OutputConfig(_Section):

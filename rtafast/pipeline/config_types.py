@@ -19,7 +19,7 @@ from typing import Annotated
 
 import astropy.units as u
 from astropy.time import Time
-from pydantic import PlainSerializer, PlainValidator
+from pydantic import PlainSerializer, PlainValidator, field_validator, model_validator
 
 __all__ = [
     "TIME_SCALES",
@@ -234,6 +234,20 @@ def _unique(values, key):
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
         raise _KeyProblem(key, f"repeated value(s): {', '.join(repeated)}")
+
+
+def _unique_list_validators(key):
+    """The two validators of a list ``key`` that takes a single value as a one-item list and
+    refuses repeated items (a ``_KeyProblem`` naming ``key``, checked before the validators
+    defined after them in the section): ``_as_lists, _unique_items =
+    _unique_list_validators("formats")`` in the section's body."""
+
+    def unique_items(section):
+        _unique(getattr(section, key), key)
+        return section
+
+    as_list = field_validator(key, mode="before")(_as_list)
+    return as_list, model_validator(mode="after")(unique_items)
 
 
 def _ordered(section, low, high):

@@ -44,12 +44,22 @@ def map_center(config, pointing):
     return SkyCoord(pointing).icrs
 
 
+def _log_energy_axis(energy_min, energy_max, nbin, name):
+    """``nbin`` log-spaced bins from ``energy_min`` to ``energy_max`` (an energy Quantity
+    each; the axis is in the unit of ``energy_min``), named ``name``."""
+    return MapAxis.from_energy_bounds(
+        energy_min, energy_max.to(energy_min.unit), nbin=nbin, name=name
+    )
+
+
 def energy_axis(config):
     """Reconstructed-energy axis: ``geometry.energy_nbins`` log bins over the selection.
 
     Parameters
     ----------
     config : `~rtafast.pipeline.config.PipelineConfig`
+        Reads ``selection.energy_min``, ``selection.energy_max`` (energies) and
+        ``geometry.energy_nbins``.
 
     Returns
     -------
@@ -57,11 +67,8 @@ def energy_axis(config):
         Named ``"energy"``, edges from ``selection.energy_min`` to ``selection.energy_max``.
     """
     selection = config.selection
-    return MapAxis.from_energy_bounds(
-        selection.energy_min,
-        selection.energy_max.to(selection.energy_min.unit),
-        nbin=config.geometry.energy_nbins,
-        name="energy",
+    return _log_energy_axis(
+        selection.energy_min, selection.energy_max, config.geometry.energy_nbins, "energy"
     )
 
 
@@ -71,6 +78,8 @@ def energy_axis_true(config):
     Parameters
     ----------
     config : `~rtafast.pipeline.config.PipelineConfig`
+        Reads ``geometry.energy_true_min``, ``geometry.energy_true_max`` (energies) and
+        ``geometry.energy_true_nbins``.
 
     Returns
     -------
@@ -78,11 +87,11 @@ def energy_axis_true(config):
         Named ``"energy_true"``, edges from ``geometry.energy_true_min`` to ``_max``.
     """
     geometry = config.geometry
-    return MapAxis.from_energy_bounds(
+    return _log_energy_axis(
         geometry.energy_true_min,
-        geometry.energy_true_max.to(geometry.energy_true_min.unit),
-        nbin=geometry.energy_true_nbins,
-        name="energy_true",
+        geometry.energy_true_max,
+        geometry.energy_true_nbins,
+        "energy_true",
     )
 
 

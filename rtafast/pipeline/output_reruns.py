@@ -31,6 +31,7 @@ __all__ = [
     "describe_previous",
     "jsonable",
     "previous_files",
+    "read_json_marker",
     "read_marker",
     "refuse_foreign",
     "remove_leftover_temporaries",
@@ -59,20 +60,51 @@ class OutputDirError(ValueError):
 
 
 # -- the previous run ----------------------------------------------------------------------
-def read_marker(path):
-    """The previous run's marker in directory ``path`` (a dict), or None when there is
-    none; a ``run.json`` that is not rtafast's raises :class:`OutputDirError`."""
-    marker_path = Path(path) / MARKER
+def read_json_marker(marker_path, producer, kind, foreign):
+    """The JSON marker file ``marker_path`` (a dict), or None when there is no such file.
+
+    Parameters
+    ----------
+    marker_path : `~pathlib.Path`
+        The marker file (``run.json``, ``batch.json``).
+    producer : str
+        Its ``"producer"`` entry when rtafast wrote it.
+    kind : str
+        What it marks, for the errors (``"run"``, ``"batch"``).
+    foreign : str
+        Appended to ``"<marker_path>: not an rtafast <kind> marker"`` when the file is
+        JSON but not written by ``producer``.
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    OutputDirError
+        The file is unreadable, not JSON or not written by ``producer``.
+    """
     if not marker_path.is_file():
         return None
+    not_ours = f"{marker_path}: not an rtafast {kind} marker"
     try:
         marker = json.loads(marker_path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise OutputDirError(f"{marker_path}: not an rtafast run marker ({error})") from error
-    if not isinstance(marker, dict) or marker.get("producer") != _PRODUCER:
-        raise OutputDirError(f"{marker_path}: not an rtafast run marker (written by "
-                             "another program: choose another output directory)")
+        raise OutputDirError(f"{not_ours} ({error})") from error
+    if not isinstance(marker, dict) or marker.get("producer") != producer:
+        raise OutputDirError(not_ours + foreign)
     return marker
+
+
+def read_marker(path):
+    """The previous run's marker in directory ``path`` (a dict), or None when there is
+    none; a ``run.json`` that is not rtafast's raises :class:`OutputDirError`."""
+    return read_json_marker(
+        Path(path) / MARKER,
+        _PRODUCER,
+        "run",
+        " (written by another program: choose another output directory)",
+    )
 
 
 def previous_files(path, marker):
@@ -93,15 +125,21 @@ def remove_leftover_temporaries(path):
     """Remove ``.tmp-<hex>-<name>`` files that interrupted atomic writes left in ``path``
     and its folders; returns how many."""
     removed = 0
+    for _, entry in _own_folder_entries(path):
+        if _TEMPORARY_PATTERN.match(entry.name) and entry.is_file():
+            entry.unlink()
+            removed += 1
+    return removed
+
+
+def _own_folder_entries(path):
+    """``(folder, entry)`` for each entry at the top level of ``path`` (folder ``""``) and
+    in those of rtafast's folders that exist."""
     for folder in ("", *SUBDIRS):
         directory = Path(path) / folder
-        if not directory.is_dir():
-            continue
-        for entry in directory.iterdir():
-            if _TEMPORARY_PATTERN.match(entry.name) and entry.is_file():
-                entry.unlink()
-                removed += 1
-    return removed
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                yield folder, entry
 
 
 def refuse_foreign(path, names, previous):
@@ -158,16 +196,12 @@ def count_by_folder(names):
 def _foreign_count(path, previous):
     """Files at the top level and in rtafast's folders that rtafast did not write."""
     count = 0
-    for folder in ("", *SUBDIRS):
-        directory = Path(path) / folder
-        if not directory.is_dir():
+    for folder, entry in _own_folder_entries(path):
+        name = f"{folder}/{entry.name}" if folder else entry.name
+        if folder == "" and entry.name in (*SUBDIRS, JOURNAL):
             continue
-        for entry in directory.iterdir():
-            name = f"{folder}/{entry.name}" if folder else entry.name
-            if folder == "" and entry.name in (*SUBDIRS, JOURNAL):
-                continue
-            if name not in previous:
-                count += 1
+        if name not in previous:
+            count += 1
     return count
 
 

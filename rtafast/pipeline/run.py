@@ -109,19 +109,19 @@ class RunSummary:
         }
 
 
+@dataclass(eq=False)
 class _Stream:
     """One configured window kind (cumulative or sliding) and its accumulator (a new one
     for each observation with ``stream.per_observation``)."""
 
-    def __init__(self, kind, geom, config, backend):
-        self.kind = kind
-        self.geom = geom
-        self.config = config
-        self.backend = backend
-        self.accumulator = None
-        self.runid = None
-        self.index = 0
-        self.series = None
+    kind: str
+    geom: object
+    config: object
+    backend: object
+    accumulator: object = None
+    runid: object = None
+    index: int = 0
+    series: object = None
 
     def add(self, bunch):
         """Add a bunch; returns the current window."""
