@@ -26,40 +26,21 @@ Agreement: the target's sqrt(TS) and flux of that window against gammapy's (also
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 from bench_settings import rounds
 
-from rtafast.pipeline.config import load_config
 from rtafast.pipeline.geometry import map_center
 from rtafast.pipeline.inputs import InputStats, iter_bunches
 from rtafast.pipeline.run import AlertPipeline, RunSummary
 from rtafast_devtools.gammapy_window import gammapy_window_analysis
+from tests._pks2155_flare_helpers import PKS2155, RUN, flare_config, target_row
 
-RUN = 33787
 WARM_WINDOWS = 12
-PKS2155 = SkyCoord(329.71694, -30.2255, unit="deg")
 SIZE = "PKS 2155 run, 10 s bunch, 250x250x10, TS map + 2 sources"
-
-
-def _config(hess_datastore, *more):
-    return load_config(
-        None,
-        [
-            f"input.datastore={hess_datastore.hdu_table.base_dir}",
-            f"input.obs_ids=[{RUN}]",
-            "target.name=PKS 2155-304",
-            f"target.ra={PKS2155.ra.deg}",
-            f"target.dec={PKS2155.dec.deg}",
-            "fit.index=3.4",
-            "stream.bunch=10 s",
-            *more,
-        ],
-    )
 
 
 @pytest.fixture(scope="module")
 def config(hess_datastore):
-    return _config(hess_datastore)
+    return flare_config(hess_datastore)
 
 
 def _warm(config, folder):
@@ -82,22 +63,17 @@ def warm(config, tmp_path_factory):
 def warm_time_aware(hess_datastore, tmp_path_factory):
     """The same with ``detection.method: lift`` (the three time-aware statistics of the
     target computed in every window; its alerts raised by the decay likelihood)."""
-    config = _config(hess_datastore, "detection.method=lift")
+    config = flare_config(hess_datastore, "detection.method=lift")
     return _warm(config, tmp_path_factory.mktemp("bench_time"))
-
-
-def _target_row(pipeline, window):
-    table = pipeline.outputs.results_table()
-    return table[(table["candidate"] == 0) & (table["window"] == window)][0]
 
 
 def test_gammapy_pipeline_window(benchmark, record, config, hess_datastore, warm):
     record("pipeline: window analysis", SIZE, "gammapy")
     pipeline, _, _ = warm
     observation = hess_datastore.obs(RUN)
-    row = _target_row(pipeline, WARM_WINDOWS - 1)
-    start = pipeline._trigger + row["window_start"] * u.s
-    stop = pipeline._trigger + row["window_stop"] * u.s
+    row = target_row(pipeline.outputs.results_table(), WARM_WINDOWS - 1)
+    start = pipeline.trigger + row["window_start"] * u.s
+    stop = pipeline.trigger + row["window_stop"] * u.s
     center = map_center(config, observation.get_pointing_icrs(observation.tmid))
     target = (PKS2155.ra.deg, PKS2155.dec.deg)
     result = benchmark.pedantic(

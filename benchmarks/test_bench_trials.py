@@ -91,25 +91,29 @@ def _gammapy(config_text, seed=0):
     return GammapyTrials(window.window.to_dataset(), config, target, seed)
 
 
-def test_rtafast_fixed_trials(benchmark, record, config_text, one_thread):
-    record("trials: fixed-position null trial", SIZE, "rtafast", "numba", units=FIXED_BATCH)
-    _rtafast(benchmark, config_text, FIXED_BATCH, blind=False, n_rounds=5)
+FIXED = "trials: fixed-position null trial"
+BLIND = "trials: blind-search null trial"
+
+
+@pytest.mark.parametrize(
+    "capability, n, blind, n_rounds",
+    [(FIXED, FIXED_BATCH, False, 5), (BLIND, BLIND_BATCH, True, 3)],
+    ids=["fixed", "blind"],
+)
+def test_rtafast_trials(benchmark, record, config_text, one_thread, capability, n, blind, n_rounds):
+    record(capability, SIZE, "rtafast", "numba", units=n)
+    _rtafast(benchmark, config_text, n, blind=blind, n_rounds=n_rounds)
 
 
 def test_gammapy_fixed_trial(benchmark, record, config_text):
-    record("trials: fixed-position null trial", SIZE, "gammapy")
+    record(FIXED, SIZE, "gammapy")
     trials = _gammapy(config_text)
     fit = benchmark.pedantic(trials.fixed_trial, rounds=rounds(10), iterations=1)
     assert fit["ts"] >= -1e-6
 
 
-def test_rtafast_blind_trials(benchmark, record, config_text, one_thread):
-    record("trials: blind-search null trial", SIZE, "rtafast", "numba", units=BLIND_BATCH)
-    _rtafast(benchmark, config_text, BLIND_BATCH, blind=True, n_rounds=3)
-
-
 def test_gammapy_blind_trial(benchmark, record, config_text):
-    record("trials: blind-search null trial", SIZE, "gammapy")
+    record(BLIND, SIZE, "gammapy")
     trials = _gammapy(config_text)
     best, _, _ = benchmark.pedantic(trials.blind_trial, rounds=rounds(3), iterations=1)
     assert np.isfinite(best)

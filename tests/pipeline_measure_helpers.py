@@ -39,13 +39,22 @@ def _config(*overrides):
 
 
 # -- windows ------------------------------------------------------------------------------
-def _window(geom, bunches, backend="numpy", offset_max=2.0):
-    accumulator = BunchAccumulator(
+def offset_max_accumulator(geom, energy_true, backend, offset_max, **kwargs):
+    """A ``BunchAccumulator`` on ``geom`` whose safe mask is gammapy's offset-max (deg).
+
+    Also used by tests/test_stream_window.py and tests/test_pipeline_detect.py.
+    """
+    return BunchAccumulator(
         geom,
-        ENERGY_TRUE,
+        energy_true,
         array_backend=backend,
         safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=offset_max * u.deg),
+        **kwargs,
     )
+
+
+def _window(geom, bunches, backend="numpy", offset_max=2.0):
+    accumulator = offset_max_accumulator(geom, ENERGY_TRUE, backend, offset_max)
     for events, observation, interval in bunches:
         accumulator.add(events, observation, interval)
     return accumulator.current_window()

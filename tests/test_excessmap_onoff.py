@@ -34,6 +34,7 @@ from rtafast import dispatch
 from rtafast.estimators import ExcessMapEstimator
 from rtafast.estimators.excess_inputs import ExcessInputCache
 from rtafast.simulate import simulate_dataset
+from tests._excessmap_helpers import assert_same_maps, poisson_on_off
 
 data = pytest.mark.data
 
@@ -49,24 +50,6 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def _assert_same(result, reference, exact=True):
-    assert result.available_quantities == reference.available_quantities
-    assert result.meta == reference.meta
-    model, reference_model = result.reference_model, reference.reference_model
-    assert model.spectral_model.to_dict() == reference_model.spectral_model.to_dict()
-    for name in reference.available_quantities:
-        expected = reference[name]
-        actual = result[name]
-        assert actual.geom == expected.geom, name
-        assert actual.unit == expected.unit, name
-        assert actual.data.dtype == expected.data.dtype, name
-        if exact:
-            np.testing.assert_array_equal(actual.data, expected.data, err_msg=name)
-        else:
-            np.testing.assert_array_equal(np.isnan(actual.data), np.isnan(expected.data), name)
-            np.testing.assert_allclose(actual.data, expected.data, rtol=1e-6, err_msg=name)
 
 
 def _fast_calls(before):
@@ -86,7 +69,7 @@ def _compare(dataset, cache=None, exact=True, **kwargs):
         dataset
     )
     assert _fast_calls(before) == Counter({(ENTRY, dispatch.FAST, None): 1})
-    _assert_same(result, reference, exact=exact)
+    assert_same_maps(result, reference, exact=exact)
     return result
 
 
@@ -346,7 +329,7 @@ def test_delegated_when_the_fast_path_cannot_apply(on_off):
     before = Counter(dispatch.counts())
     result = ExcessMapEstimator(correlate_off=False).run(dataset)
     reference = GammapyExcessMapEstimator(correlate_off=False).run(dataset)
-    _assert_same(result, reference)
+    assert_same_maps(result, reference, exact=True)
     assert _fast_calls(before) == Counter({(ENTRY, dispatch.GAMMAPY, "unsupported-dataset"): 1})
     # no off counts: gammapy's error
     dataset = on_off.copy(name="no-off")
@@ -402,12 +385,7 @@ def test_poisson_stats_image(data_dir):
 @data
 @pytest.mark.parametrize("correlate_off", [True, False])
 def test_hess_crab_on_off(hess_crab_stacked, correlate_off):
-    dataset = hess_crab_stacked
-    off = np.random.default_rng(3).poisson(5 * dataset.background.data)
-    counts_off = Map.from_geom(dataset.counts.geom, data=off.astype(np.float32))
-    on_off = MapDatasetOnOff.from_map_dataset(
-        dataset, acceptance=1, acceptance_off=5, counts_off=counts_off, name="crab-on-off"
-    )
+    on_off = poisson_on_off(hess_crab_stacked, name="crab-on-off")
     cache = ExcessInputCache()
     for energy_edges in (None, [1, 3, 10] * u.TeV):
         result = _compare(

@@ -284,19 +284,26 @@ def _degraded(datasets, intervals, which):
     return copies
 
 
-def test_bin_without_livetime_is_gammapy_result(flare):
-    """Zero exposure: gammapy's norm stays at its start value (1) with NaN errors,
-    success False, TS 0, stat of the background; rtafast returns the same."""
+def _degraded_light_curves(flare, which):
+    """rtafast's and gammapy's light curves of the first three slices, the first degraded."""
     datasets, intervals = flare
-    copies = _degraded(datasets, intervals, "no-livetime")
+    copies = _degraded(datasets, intervals, which)
     kwargs = dict(
         energy_edges=ENERGY_EDGES,
         source="pks2155",
         time_intervals=intervals[:3],
         selection_optional=SELECTION,
     )
-    result = LightCurveEstimator(**kwargs).run(copies)
-    expected = GammapyLightCurveEstimator(**kwargs).run(copies)
+    return (
+        LightCurveEstimator(**kwargs).run(copies),
+        GammapyLightCurveEstimator(**kwargs).run(copies),
+    )
+
+
+def test_bin_without_livetime_is_gammapy_result(flare):
+    """Zero exposure: gammapy's norm stays at its start value (1) with NaN errors,
+    success False, TS 0, stat of the background; rtafast returns the same."""
+    result, expected = _degraded_light_curves(flare, "no-livetime")
     assert not result.success.data[0].any()
     assert result._data["norm"].data[0].item() == 1.0  # the start value, as gammapy
     assert np.isnan(result._data["norm_err"].data[0]).all()
@@ -309,22 +316,13 @@ def test_bin_without_livetime_is_gammapy_result(flare):
 
 
 def test_bin_without_events_is_gammapy_result(flare):
-    datasets, intervals = flare
-    copies = _degraded(datasets, intervals, "no-events")
-    kwargs = dict(
-        energy_edges=ENERGY_EDGES,
-        source="pks2155",
-        time_intervals=intervals[:3],
-        selection_optional=SELECTION,
-    )
     """No on and no off events: the WStat statistic is V-shaped at norm 0 (slopes
     ``2 sum s`` and ``-2 sum s / alpha``). rtafast replays gammapy's MIGRAD, which ends
     within ~1e-7 of the kink (measured: rtafast -3e-16, gammapy 2.5e-8; at a kink
     MIGRAD's finite differences make the last steps sensitive to rounding), success
     True as gammapy; norm_err there is MIGRAD's finite-difference artefact (~1e-4,
     6 % apart); errn/errp/ul (brentq on the profile) and the other bins agree as usual."""
-    result = LightCurveEstimator(**kwargs).run(copies)
-    expected = GammapyLightCurveEstimator(**kwargs).run(copies)
+    result, expected = _degraded_light_curves(flare, "no-events")
 
     def data(fp, name):
         return fp._data[name].data

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from gammapy.data import EventList, FixedPointingInfo, Observation
+from gammapy.data import EventList
 from gammapy.estimators import ExcessMapEstimator as GammapyExcessMapEstimator
 from gammapy.estimators import TSMapEstimator as GammapyTSMapEstimator
-from gammapy.makers import SafeMaskMaker
 from gammapy.maps import Map, MapAxis, WcsGeom
 
 from rtafast.pipeline.config import load_config
@@ -23,9 +22,9 @@ from rtafast.pipeline.detect import (
     detect,
     find_candidate_peaks,
 )
-from rtafast.simulate import analytic_cta_irfs, point_source_models
-from rtafast.stream import BunchAccumulator
+from rtafast.simulate import point_source_models
 from tests.conftest import T0
+from tests.pipeline_measure_helpers import _observation, offset_max_accumulator
 
 ENERGY = MapAxis.from_energy_bounds(1, 10, 3, unit="TeV")
 ENERGY_TRUE = MapAxis.from_energy_bounds(0.5, 50, 8, unit="TeV", name="energy_true")
@@ -41,12 +40,7 @@ def _config(*overrides):
 
 
 def _accumulator(backend):
-    return BunchAccumulator(
-        GEOM,
-        ENERGY_TRUE,
-        array_backend=backend,
-        safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=1.5 * u.deg),
-    )
+    return offset_max_accumulator(GEOM, ENERGY_TRUE, backend, 1.5)
 
 
 def _events_from_counts(counts, rng):
@@ -86,15 +80,7 @@ def _window(observation, amplitude, seed, backend=BACKEND):
 
 @pytest.fixture(scope="module")
 def observation():
-    observation = Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(83.6, 22.5, unit="deg")),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=T0,
-        reference_time=T0,
-    )
-    observation.observation_dead_time_fraction  # noqa: B018 - read once (lazy)
-    return observation
+    return _observation(SkyCoord(83.6, 22.5, unit="deg"), obs_id=0)
 
 
 @pytest.fixture(scope="module")

@@ -20,32 +20,17 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from rtafast.pipeline.config import load_config
 from rtafast.pipeline.geometry import map_center
 from rtafast.pipeline.run import AlertPipeline
 from rtafast_devtools.gammapy_window import gammapy_window_analysis
+from tests._pks2155_flare_helpers import PKS2155, RUN, flare_config, target_row
 
 pytestmark = pytest.mark.data
-
-PKS2155 = SkyCoord(329.71694, -30.2255, unit="deg")
-RUN = 33787
 
 
 @pytest.fixture(scope="module")
 def config(hess_datastore):
-    return load_config(
-        None,
-        [
-            f"input.datastore={hess_datastore.hdu_table.base_dir}",
-            f"input.obs_ids=[{RUN}]",
-            "target.name=PKS 2155-304",
-            f"target.ra={PKS2155.ra.deg}",
-            f"target.dec={PKS2155.dec.deg}",
-            "selection.time_stop=180 s",
-            "stream.bunch=10 s",
-            "fit.index=3.4",
-        ],
-    )
+    return flare_config(hess_datastore, "selection.time_stop=180 s")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +67,7 @@ def test_alerts_on_pks2155_first_and_on_nothing_else(replay):
 @pytest.mark.parametrize("window", [5, 11, 17])
 def test_target_sqrt_ts_and_flux_agree_with_gammapy(replay, config, hess_datastore, window):
     _, table = replay
-    row = table[(table["candidate"] == 0) & (table["window"] == window)][0]
+    row = target_row(table, window)
     observation = hess_datastore.obs(RUN)
     trigger = observation.tstart  # stream.trigger_time null: the run's start
     start = trigger + row["window_start"] * table["window_start"].unit

@@ -10,9 +10,8 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from gammapy.data import GTI, FixedPointingInfo, Observation
+from gammapy.data import GTI
 from gammapy.datasets import MapDataset
-from gammapy.makers import SafeMaskMaker
 from gammapy.maps import MapAxis, WcsGeom
 from gammapy.modeling.models import (
     FoVBackgroundModel,
@@ -26,10 +25,10 @@ from rtafast import Fit, dispatch
 from rtafast.estimators import ExcessMapEstimator, TSMapEstimator
 from rtafast.estimators.excess_inputs import ExcessInputCache
 from rtafast.estimators.ts_inputs import TSInputCache
-from rtafast.simulate import analytic_cta_irfs
-from rtafast.stream import BunchAccumulator, StreamWindow
+from rtafast.stream import StreamWindow
 from rtafast.stream.pointing import gti_union, window_gti
 from tests.conftest import T0
+from tests.pipeline_measure_helpers import _observation, offset_max_accumulator
 from tests.test_stream import _simulated_bunch
 
 ENERGY = MapAxis.from_energy_bounds(0.5, 50, 4, unit="TeV")
@@ -45,32 +44,13 @@ EVERYWHERE = ("ts", "sqrt_ts", "stat", "stat_null", "npred")
 CONVERGED = ("norm", "norm_err", "npred_excess", "niter", "norm_errn", "norm_errp", "norm_ul")
 
 
-def _observation(ra=83.6, dec=22.5, tstart=T0, obs_id=1):
-    observation = Observation.create(
-        pointing=FixedPointingInfo(fixed_icrs=SkyCoord(ra, dec, unit="deg")),
-        livetime=1 * u.h,
-        irfs=analytic_cta_irfs(),
-        tstart=tstart,
-        reference_time=T0,
-        obs_id=obs_id,
-    )
-    observation.observation_dead_time_fraction  # noqa: B018 - read once (lazy)
-    return observation
-
-
 @pytest.fixture(scope="module")
 def observation():
     return _observation()
 
 
 def _accumulator(backend, **kwargs):
-    return BunchAccumulator(
-        GEOM,
-        ENERGY_TRUE,
-        array_backend=backend,
-        safe_mask_maker=SafeMaskMaker(methods=["offset-max"], offset_max=0.9 * u.deg),
-        **kwargs,
-    )
+    return offset_max_accumulator(GEOM, ENERGY_TRUE, backend, 0.9, **kwargs)
 
 
 def _windows(accumulator, observation, n, seed=7, first_step=0):
@@ -220,7 +200,7 @@ def test_fit_of_a_window_equals_its_datasets(backend, observation, background_fr
 
 
 def test_windows_of_several_observations_are_mapped_through_their_dataset(observation):
-    later = _observation(ra=83.8, dec=22.3, tstart=T0 + 1 * u.h, obs_id=2)
+    later = _observation(SkyCoord(83.8, 22.3, unit="deg"), obs_id=2, tstart=T0 + 1 * u.h)
     accumulator = _accumulator("numpy")
     (*_, last) = list(_windows(accumulator, observation, 2))
     assert last.pointing is not None

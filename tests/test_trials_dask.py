@@ -39,17 +39,24 @@ def _table(outdir):
     return TrialStore(outdir).read_all()
 
 
+def _run(overrides, outdir, n, **where):
+    """run_trials quietly: `where` says where it runs (n_workers, processes, scheduler)."""
+    return run_trials(
+        config(*overrides), outdir, n, progress=False, say=lambda line: None, **where
+    )
+
+
+#: The 2000 null trials (8 batches of 250) and the same run but for the seed.
+NULL_RUN = ("trials.exposures=[100 h]", "trials.batch_size=250", "trials.seed=2026")
+OTHER_SEED = (*NULL_RUN[:2], "trials.seed=1")
+#: In this process: two worker threads.
+THREADS = {"n_workers": 2, "processes": False}
+
+
 @pytest.fixture(scope="module")
 def null_run(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("null")
-    summary = run_trials(
-        config("trials.exposures=[100 h]", "trials.batch_size=250", "trials.seed=2026"),
-        outdir,
-        2000,
-        n_workers=2,
-        progress=False,
-        say=lambda line: None,
-    )
+    summary = _run(NULL_RUN, outdir, 2000, n_workers=2)
     return outdir, summary
 
 
@@ -78,14 +85,7 @@ def test_null_ts_follows_half_chi2(null_run):
 def test_rerun_skips_every_batch(null_run):
     outdir, _ = null_run
     before = _table(outdir)
-    summary = run_trials(
-        config("trials.exposures=[100 h]", "trials.batch_size=250", "trials.seed=2026"),
-        outdir,
-        2000,
-        n_workers=1,
-        progress=False,
-        say=lambda line: None,
-    )
+    summary = _run(NULL_RUN, outdir, 2000, n_workers=1)
     assert summary["n_run"] == 0 and summary["n_skipped"] == 8
     assert same_rows(_table(outdir), before)
 
@@ -93,14 +93,7 @@ def test_rerun_skips_every_batch(null_run):
 def test_another_config_is_refused(null_run):
     outdir, _ = null_run
     with pytest.raises(ValueError, match="differs in: .*seed"):
-        run_trials(
-            config("trials.exposures=[100 h]", "trials.batch_size=250", "trials.seed=1"),
-            outdir,
-            2000,
-            n_workers=1,
-            progress=False,
-            say=lambda line: None,
-        )
+        _run(OTHER_SEED, outdir, 2000, n_workers=1)
 
 
 SMALL_RUN = ("trials.exposures=[60 s, 600 s]", "trials.batch_size=100", "trials.seed=9")
@@ -109,15 +102,7 @@ SMALL_RUN = ("trials.exposures=[60 s, 600 s]", "trials.batch_size=100", "trials.
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     outdir = tmp_path_factory.mktemp("reference")
-    run_trials(
-        config(*SMALL_RUN),
-        outdir,
-        1000,
-        n_workers=2,
-        processes=False,
-        progress=False,
-        say=lambda line: None,
-    )
+    _run(SMALL_RUN, outdir, 1000, **THREADS)
     return _table(outdir)
 
 
@@ -144,15 +129,7 @@ def test_a_killed_worker_loses_no_trial(tmp_path):
     from distributed import Client, LocalCluster
 
     reference = tmp_path / "reference"
-    run_trials(
-        config(*BLIND_RUN),
-        reference,
-        60,
-        n_workers=2,
-        processes=False,
-        progress=False,
-        say=lambda line: None,
-    )
+    _run(BLIND_RUN, reference, 60, **THREADS)
     outdir, done, killed = tmp_path / "killed", threading.Event(), []
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         with Client(cluster) as client:
@@ -161,14 +138,7 @@ def test_a_killed_worker_loses_no_trial(tmp_path):
                 args=(client, outdir, done, killed),
             )
             killer.start()
-            summary = run_trials(
-                config(*BLIND_RUN),
-                outdir,
-                60,
-                scheduler=cluster.scheduler_address,
-                progress=False,
-                say=lambda line: None,
-            )
+            summary = _run(BLIND_RUN, outdir, 60, scheduler=cluster.scheduler_address)
             done.set()
             killer.join()
     assert killed, "no worker was killed while a batch ran (the run ended first)"
@@ -191,27 +161,11 @@ def test_a_stopped_run_continues_where_it_stopped(tmp_path, monkeypatch, referen
 
     monkeypatch.setattr(TrialStore, "write", crash_after_five)
     with pytest.raises(KeyboardInterrupt):
-        run_trials(
-            config(*SMALL_RUN),
-            outdir,
-            1000,
-            n_workers=2,
-            processes=False,
-            progress=False,
-            say=lambda line: None,
-        )
+        _run(SMALL_RUN, outdir, 1000, **THREADS)
     monkeypatch.setattr(TrialStore, "write", original)
     assert len(list((outdir / "batches").glob("*.parquet"))) == 5
     assert not list((outdir / "batches").glob(".tmp-*"))
-    summary = run_trials(
-        config(*SMALL_RUN),
-        outdir,
-        1000,
-        n_workers=2,
-        processes=False,
-        progress=False,
-        say=lambda line: None,
-    )
+    summary = _run(SMALL_RUN, outdir, 1000, **THREADS)
     assert summary["n_skipped"] == 5 and summary["n_run"] == 15
     assert same_rows(_table(outdir), reference_run)
     for path in (outdir / "batches").glob("*.parquet"):
