@@ -28,7 +28,7 @@ observations); this module prepares events and cuts bunches, and re-exports them
 
 import logging
 import time as _clock
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import astropy.units as u
 import numpy as np
@@ -192,6 +192,7 @@ def _bunch_edges(gti_intervals, range_start, range_stop, duration):
     return np.concatenate(starts), np.concatenate(stops)
 
 
+@dataclass(eq=False)
 class BunchCutter:
     """Cuts observations into bunches, one after the other, in time order.
 
@@ -203,16 +204,24 @@ class BunchCutter:
     ----------
     config : `~rtafast.pipeline.config.PipelineConfig`
     stats : InputStats
+
+    Attributes
+    ----------
+    center : `~astropy.coordinates.SkyCoord` or None
+        The ROI centre, once the first observation fixed it.
+    trigger, range_start, range_stop : `~astropy.time.Time` or None
+        The trigger time and the analysis time range, fixed likewise.
+    last_stop : `~astropy.time.Time` or None
+        The end of the last bunch cut.
     """
 
-    def __init__(self, config, stats):
-        self.config = config
-        self.stats = stats
-        self.center = None
-        self.trigger = None
-        self.range_start = None
-        self.range_stop = None
-        self.last_stop = None
+    config: object
+    stats: object
+    center: object = field(default=None, init=False)
+    trigger: object = field(default=None, init=False)
+    range_start: object = field(default=None, init=False)
+    range_stop: object = field(default=None, init=False)
+    last_stop: object = field(default=None, init=False)
 
     def _fix_range(self, observation):
         stream, selection = self.config.stream, self.config.selection

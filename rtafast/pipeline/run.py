@@ -29,23 +29,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.coordinates import angular_separation
-from gammapy.makers import SafeMaskMaker
 
 from rtafast_kernels import resolve_backend
 
 from ..cache.irf import default_irf_cache
 from ..cache.psf import default_cache as default_psf_cache
-from ..stream import BunchAccumulator
 from ..timedomain.series import METHODS as TIME_METHODS
-from ..timedomain.series import OnOffSeries
 from . import inputs as input_module
 from .alerts import AlertBook
-from .detect import DetectionEstimators, detect
-from .geometry import energy_axis_true, make_geom, map_center
+from .detect import detect
 from .latency import LatencyProfile
 from .measure import MeasureCache, fit_flux, photometry
 from .memory import release_free_memory
 from .outputs import OutputDir
+from .run_setup import RunSetup
 
 __all__ = ["AlertPipeline", "RunSummary", "run_pipeline", "window_bounds"]
 
@@ -109,61 +106,6 @@ class RunSummary:
         }
 
 
-@dataclass(eq=False)
-class _Stream:
-    """One configured window kind (cumulative or sliding) and its accumulator (a new one
-    for each observation with ``stream.per_observation``)."""
-
-    kind: str
-    geom: object
-    config: object
-    backend: object
-    accumulator: object = None
-    runid: object = None
-    index: int = 0
-    series: object = None
-
-    def add(self, bunch):
-        """Add a bunch; returns the current window."""
-        if self.accumulator is None or (
-            self.config.stream.per_observation and bunch.runid != self.runid
-        ):
-            self.accumulator = self._accumulator()
-            self.series = self._series()
-        self.runid = bunch.runid
-        self.accumulator.add(bunch.events, bunch.observation, (bunch.start, bunch.stop))
-        return self.accumulator.current_window()
-
-    def _series(self):
-        """The target's on/off counts bunch by bunch (time-aware methods, cumulative
-        windows only), or None."""
-        detection = self.config.detection
-        if detection.method not in TIME_METHODS or self.kind != "cumulative":
-            return None
-        return OnOffSeries(
-            detection.decay_indices,
-            detection.cusum_ratio,
-            backend=self.backend,
-            onsets_s=[onset.to_value("s") for onset in detection.decay_onsets],
-        )
-
-    def _accumulator(self):
-        config = self.config
-        duration = config.stream.sliding_duration if self.kind == "sliding" else None
-        offset_max = config.selection.offset_max
-        safe = None
-        if offset_max is not None:
-            safe = SafeMaskMaker(methods=["offset-max"], offset_max=offset_max)
-        return BunchAccumulator(
-            self.geom,
-            energy_axis_true=energy_axis_true(config),
-            window=duration,
-            array_backend=self.backend,
-            safe_mask_maker=safe,
-            name=self.kind,
-        )
-
-
 class AlertPipeline:
     """Run the alert pipeline of a config into an output directory.
 
@@ -195,10 +137,7 @@ class AlertPipeline:
         self.say = say
         self._prepared = False
         self._runid = None
-        self._streams = None
-        self._estimators = None
-        self._geom = None
-        self._trigger = None
+        self._fixed = None
 
     # -- setup ---------------------------------------------------------------------------
     def prepare(self):
@@ -215,20 +154,17 @@ class AlertPipeline:
         self._prepared = True
         return self.outputs.prepare()
 
+    @property
+    def trigger(self):
+        """`~astropy.time.Time` or None: the trigger time (window times count from it),
+        fixed by the first bunch."""
+        return None if self._fixed is None else self._fixed.trigger
+
     def _setup(self, first_bunch):
         """Geometry, accumulators and estimators, from the first bunch's observation."""
         start = time.perf_counter()
-        pointing = first_bunch.observation.get_pointing_icrs(first_bunch.observation.tmid)
-        self._center = map_center(self.config, pointing)
-        self._geom = make_geom(self.config, self._center)
-        self._streams = [
-            _Stream(kind, self._geom, self.config, self.backend)
-            for kind in self.config.stream.windows
-        ]
-        self._estimators = DetectionEstimators.from_config(self.config)
-        trigger = self.config.stream.trigger_time
-        self._trigger = trigger if trigger is not None else first_bunch.observation.tstart
-        self.outputs.meta["trigger_time"] = self._trigger.isot
+        self._fixed = RunSetup.from_bunch(first_bunch, self.config, self.backend)
+        self.outputs.meta["trigger_time"] = self._fixed.trigger.isot
         self.latency.setup(time.perf_counter() - start)
 
     # -- the loop ------------------------------------------------------------------------
@@ -286,7 +222,7 @@ class AlertPipeline:
             except StopIteration:
                 break
             read_s = time.perf_counter() - arrived
-            if self._streams is None:
+            if self._fixed is None:
                 bar = self._progress_bar()
             self.process(bunch, summary, arrived, read_s)
             if summary.n_bunches % _COLLECT_EVERY == 0:
@@ -311,13 +247,13 @@ class AlertPipeline:
             Time spent reading it, s (the ``read`` stage).
         """
         arrived = time.perf_counter() if arrived is None else arrived
-        if self._streams is None:
+        if self._fixed is None:
             self._setup(bunch)
         elif bunch.runid != self._runid and self.config.stream.per_observation:
             self._forget_observations()
         self._runid = bunch.runid
         summary.n_bunches += 1
-        for stream in self._streams:
+        for stream in self._fixed.streams:
             self._window(stream, bunch, arrived, read_s, summary)
 
     def _forget_observations(self):
@@ -328,7 +264,8 @@ class AlertPipeline:
         default_irf_cache.clear()
         default_psf_cache.clear()
         self.cache.clear()
-        for estimator in (self._estimators.estimator, self._estimators.localiser):
+        estimators = self._fixed.estimators
+        for estimator in (estimators.estimator, estimators.localiser):
             cache = getattr(estimator, "cache", None)
             if cache is not None:
                 cache.clear()
@@ -350,7 +287,7 @@ class AlertPipeline:
             with timer.stage("accumulate"):
                 window = stream.add(bunch)
             context = self._context(stream, bunch, window)
-            detection = detect(window, self.config, self._estimators, stage=timer.stage)
+            detection = detect(window, self.config, self._fixed.estimators, stage=timer.stage)
             sources = self._sources(detection)
             summary.n_candidates += len(detection.candidates)
             for number, source in sources:
@@ -448,7 +385,7 @@ class AlertPipeline:
         return values
 
     def _row(self, number, ra, dec, candidate, flux, onoff, context):
-        trigger = self._trigger
+        trigger = self._fixed.trigger
         row = {
             "runid": context["runid"],
             "window_kind": context["kind"],
@@ -474,7 +411,7 @@ class AlertPipeline:
         return row
 
     def _alert_fields(self, row):
-        return dict(row, target_name=self.config.target.name, trigger_time=self._trigger)
+        return dict(row, target_name=self.config.target.name, trigger_time=self._fixed.trigger)
 
 
 def window_bounds(window):

@@ -12,6 +12,7 @@ maps (:attr:`PointingMaps.stacked_unit`) and cache what they derive from them un
 
 import copy
 import itertools
+from dataclasses import dataclass, field
 
 import astropy.units as u
 import numpy as np
@@ -80,6 +81,7 @@ def gti_union(gti):
     return GTI(columns, reference_time=gti.time_ref)
 
 
+@dataclass(eq=False)
 class PointingMaps:
     """An observation's per-second IRF maps on one geometry (made once per observation).
 
@@ -101,15 +103,14 @@ class PointingMaps:
         these maps (they never change).
     """
 
-    def __init__(self, observation, key, unit, name):
-        self.observation = observation
-        self.key = key
-        self.unit = unit
-        self.name = name
-        self.token = next(_tokens)
-        self._stacked_unit = None
-        self._empty_gti = None
-        self._weights = {}
+    observation: object
+    key: object
+    unit: MapDataset
+    name: str
+    token: int = field(default_factory=lambda: next(_tokens), init=False)
+    _stacked_unit: object = field(default=None, init=False, repr=False)
+    _empty_gti: object = field(default=None, init=False, repr=False)
+    _weights: dict = field(default_factory=dict, init=False, repr=False)
 
     # -- per-observation datasets -------------------------------------------------------
     def observation_dataset(self, geom, counts, livetime, ontime, gti):
