@@ -17,7 +17,7 @@ fit of one source) keeps its sums in scalars.
 import numba
 import numpy as np
 
-from .._shared_chunks import sum_chunks as _sum_chunks
+from ..chunk_sums import sum_chunks as _sum_chunks
 from ..jit import cpu, cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element

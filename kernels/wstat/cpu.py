@@ -11,7 +11,7 @@ floating-point underflow) gives inf/NaN as NumPy does, never ``ZeroDivisionError
 import numba
 import numpy as np
 
-from .._shared_chunks import sum_chunks as _sum_chunks
+from ..chunk_sums import sum_chunks as _sum_chunks
 from ..jit import cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
