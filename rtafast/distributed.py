@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 
-__all__ = ["absolute_inputs", "absolute_path", "open_client", "worker_count"]
+__all__ = ["WORKER_ENVIRONMENT", "absolute_inputs", "absolute_path", "open_client", "worker_count"]
 
 
 def worker_count(n_workers=None):
@@ -52,7 +52,7 @@ def open_client(scheduler=None, n_workers=None, processes=True, quiet=True):
     OSError
         The scheduler cannot be reached (message names the address).
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if quiet:
         logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -64,24 +64,44 @@ def open_client(scheduler=None, n_workers=None, processes=True, quiet=True):
         with client:
             yield client
         return
-    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     with (
-        _worker_environment(env),
-        LocalCluster(
-            n_workers=worker_count(n_workers),
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL if quiet else logging.INFO,
-        ) as cluster,
+        _local_cluster(worker_count(n_workers), processes, quiet) as cluster,
         Client(cluster) as client,
     ):
         yield client
 
 
+#: The environment of local worker processes: one numba (and BLAS) thread each.
+WORKER_ENVIRONMENT = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _local_cluster(n_workers, processes, quiet):
+    """A started `~distributed.LocalCluster` of single-threaded workers.
+
+    Worker processes get :data:`WORKER_ENVIRONMENT`: set in this process only while they
+    start (so that it is there before their first import), and given to their nannies
+    (a worker restarted later gets it too). Workers in threads share this process's
+    numba threads: its environment is not touched (numba refuses a new
+    ``NUMBA_NUM_THREADS`` once its threads run, at its next compilation).
+    """
+    from distributed import LocalCluster
+
+    settings = {
+        "n_workers": n_workers,
+        "threads_per_worker": 1,
+        "processes": processes,
+        "dashboard_address": None,
+        "silence_logs": logging.CRITICAL if quiet else logging.INFO,
+    }
+    if not processes:
+        return LocalCluster(**settings)
+    with _worker_environment(WORKER_ENVIRONMENT):
+        return LocalCluster(**settings, env=dict(WORKER_ENVIRONMENT))
+
+
 @contextlib.contextmanager
 def _worker_environment(values):
-    """Set environment variables while the local workers start (they inherit them)."""
+    """Set environment variables in this process, restored on exit."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
