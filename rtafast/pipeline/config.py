@@ -170,6 +170,7 @@ def validate_config(data, source=None, overridden=None, node=None):
     Returns
     -------
     PipelineConfig
+        The sections given, validated, and the defaults of the others.
 
     Raises
     ------
@@ -238,6 +239,7 @@ def load_config(path=None, overrides=(), require_input=False):
     Returns
     -------
     PipelineConfig
+        The file's configuration (or the defaults) with the overrides applied, validated.
 
     Raises
     ------

@@ -175,6 +175,8 @@ def fit_flux(window, ra, dec, config, cache=None):
     Parameters
     ----------
     window : `rtafast.stream.StreamWindow`
+        Its counts, live time, on-time and per-second IRF maps (the fit's arrays stay
+        on its backend).
     ra, dec : float
         Candidate position, deg (ICRS).
     config : `rtafast.pipeline.config.PipelineConfig`

@@ -311,6 +311,8 @@ def photometry(window, ra, dec, config, cache=None, *, exclusion_radius=None, ex
     Parameters
     ----------
     window : `rtafast.stream.StreamWindow`
+        Each observation's counts cube and pointing (the off regions of each
+        observation are placed about its pointing; live times weight the stacked alpha).
     ra, dec : float
         Candidate position, deg (ICRS).
     config : `rtafast.pipeline.config.PipelineConfig`
