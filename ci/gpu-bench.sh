@@ -23,7 +23,14 @@ print("CuPy", cupy.__version__, "sees", n, "device(s):",
 PY
 
 export RTAFAST_TEST_REAL_GPU=1 PYTHONUNBUFFERED=1
-rtafast info --probe-gpu | tee "$out/info.txt"
+# not installed (a copy of the tree, as on the device lease): run it from the tree, with
+# kernels/ importable as rtafast_kernels as pyproject maps it
+if ! python3 -c "import rtafast, rtafast_kernels" 2>/dev/null; then
+    mkdir -p /tmp/rtafast-src
+    ln -sfn "$PWD/kernels" /tmp/rtafast-src/rtafast_kernels
+    export PYTHONPATH="$PWD:/tmp/rtafast-src:${PYTHONPATH:-}"
+fi
+python3 -m rtafast.cli info --probe-gpu | tee "$out/info.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
     > "$out/nvidia-smi.csv" 2>&1 || true
 # A failing test does not stop the benchmarks; the script's exit status reports it.
@@ -35,6 +42,6 @@ size="${RTAFAST_GPU_BENCH_SIZE:-full}"
 size_flag=()
 [ "$size" = quick ] && size_flag=(--quick)
 [ "$size" = full ] && size_flag=(--full)
-rtafast bench --backend cuda,numba "${size_flag[@]}" --json "$out/bench.json" \
+python3 -m rtafast.cli bench --backend cuda,numba "${size_flag[@]}" --json "$out/bench.json" \
     --markdown "$out/bench.md" --plot "$out/bench.png" 2>&1 | tee "$out/bench.txt" || status=1
 exit "$status"
