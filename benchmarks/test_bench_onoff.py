@@ -19,7 +19,7 @@ columns in native byte order as the pipeline's input hands them, and as read fro
 
 import numpy as np
 import pytest
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import Angle
 from bench_settings import rounds
 from gammapy.data import EventList
 from gammapy.datasets import SpectrumDataset
@@ -33,8 +33,8 @@ from regions import CircleSkyRegion
 from rtafast.makers.reflected import ReflectedRegionsBackgroundMaker
 from rtafast.onoff import OnOffCounter, OnOffStatistics, compiled, reuse
 from rtafast.pipeline.inputs import native_byte_order
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as PKS2155
 
-PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
 AXIS = MapAxis.from_energy_bounds(0.5, 40, 10, unit="TeV")
 ROUNDS = dict(rounds=rounds(10), warmup_rounds=1, iterations=1)
 

@@ -17,7 +17,6 @@ Every timed answer is checked identical to gammapy's (regions and WCS).
 
 import astropy.units as u
 import pytest
-from astropy.coordinates import SkyCoord
 from bench_settings import rounds
 from gammapy.makers import ReflectedRegionsFinder as GammapyReflected
 from gammapy.makers import WobbleRegionsFinder as GammapyWobble
@@ -25,9 +24,9 @@ from gammapy.maps import WcsGeom
 from regions import CircleSkyRegion
 
 from rtafast.makers import ReflectedRegionsFinder, WobbleRegionsFinder, _region_masks, regions
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as PKS
 
 ROUNDS = dict(rounds=rounds(30), warmup_rounds=1, iterations=1)
-PKS = SkyCoord(329.71693826, -30.2255890, unit="deg")
 FINDERS = {
     "reflected": (GammapyReflected, ReflectedRegionsFinder, {}),
     "cross (wobble n=3)": (GammapyWobble, WobbleRegionsFinder, {"n_off_regions": 3}),

@@ -19,7 +19,6 @@ against gammapy's in the same run (recorded in the table's checks).
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
 from bench_settings import rounds, skip_simulated_cuda
 from gammapy.datasets import MapDataset
 from gammapy.estimators import ExcessMapEstimator as GammapyExcessMapEstimator
@@ -31,8 +30,8 @@ from regions import CircleSkyRegion
 
 from rtafast.estimators import ExcessMapEstimator
 from rtafast.makers import RingBackgroundMaker
+from rtafast_devtools.reference_data import CRAB_POSITION as CRAB
 
-CRAB = SkyCoord(83.633, 22.014, unit="deg")
 SIZE = "crab 4 runs stacked 250x250, ring 0.5+0.3 deg"
 RING = {"r_in": "0.5 deg", "width": "0.3 deg"}
 EXCESS = {"correlation_radius": "0.1 deg", "correlate_off": False}

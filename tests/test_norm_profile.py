@@ -15,7 +15,7 @@ import math
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import Angle
 from gammapy.datasets import Datasets, SpectrumDataset
 from gammapy.estimators.flux import FluxEstimator
 from gammapy.makers import ReflectedRegionsBackgroundMaker, SafeMaskMaker, SpectrumDatasetMaker
@@ -25,8 +25,8 @@ from gammapy.modeling.models import PowerLawSpectralModel, SkyModel
 from regions import CircleSkyRegion
 
 from rtafast.fit.norm_profile import NormProfile, fit_flux_norm, stat_profile
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as TARGET
 
-TARGET = SkyCoord(329.71693826, -30.2255890, unit="deg", frame="icrs")
 FLARE_RUNS = (33787, 33788, 33789)
 KEYS = ("norm", "norm_err", "norm_errn", "norm_errp", "norm_ul", "ts", "stat", "stat_null")
 TOLERANCE = dict(norm=5e-5, norm_err=1e-4, norm_errn=1e-5, norm_errp=1e-5, norm_ul=1e-5)

@@ -22,11 +22,11 @@ from rtafast.onoff import (
     alpha_from_acceptance,
     counts_in_regions,
 )
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as PKS2155
+from rtafast_devtools.reference_data import CRAB_POSITION as CRAB
 from rtafast_kernels.regions import element as el
 from rtafast_kernels.regions import plane
 
-PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
-CRAB = SkyCoord(83.633, 22.014, unit="deg")
 RUNS = {33787: PKS2155, 33790: PKS2155, 23523: CRAB, 23592: CRAB}
 AXIS = MapAxis.from_energy_bounds(0.5, 40, 10, unit="TeV")
 

@@ -6,7 +6,7 @@ import logging
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import Angle
 from gammapy.datasets import SpectrumDataset
 from gammapy.makers import ReflectedRegionsBackgroundMaker as GammapyMaker
 from gammapy.makers import SpectrumDatasetMaker
@@ -16,9 +16,9 @@ from regions import CircleSkyRegion, RectangleSkyRegion
 from rtafast import dispatch
 from rtafast.makers.reflected import ReflectedRegionsBackgroundMaker
 from rtafast.onoff import compiled, reuse
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as PKS2155
+from rtafast_devtools.reference_data import CRAB_POSITION as CRAB
 
-PKS2155 = SkyCoord(329.71693826, -30.2255890, unit="deg")
-CRAB = SkyCoord(83.633, 22.014, unit="deg")
 AXIS = MapAxis.from_energy_bounds(0.5, 40, 10, unit="TeV")
 
 

@@ -23,8 +23,8 @@ from rtafast.makers import (
     _region_masks,
     cross_regions_finder,
 )
+from rtafast_devtools.lightcurve_data import PKS2155_POSITION as PKS_POSITION
 
-PKS_POSITION = SkyCoord(329.71693826, -30.2255890, unit="deg")
 CRAB_POSITION = SkyCoord(83.6333, 22.0145, unit="deg")
 
 

@@ -27,10 +27,10 @@ from rtafast import dispatch
 from rtafast.estimators import ExcessMapEstimator
 from rtafast.makers import MapDatasetMaker
 from rtafast.makers.ring import AdaptiveRingBackgroundMaker, RingBackgroundMaker, RingInputError
+from rtafast_devtools.reference_data import CRAB_POSITION as CRAB
 
 data = pytest.mark.data
 
-CRAB = SkyCoord(83.633, 22.014, unit="deg")
 RUNS = (23523, 23526, 23559, 23592)
 RING = {"r_in": "0.5 deg", "width": "0.3 deg"}
 MAPS = ("counts_off", "acceptance_off", "background", "acceptance", "counts", "exposure")
