@@ -48,30 +48,20 @@ _REST = 7
 _TAN = np.float32(el.PROJ_TAN)
 
 
-def _bin_block_source(
-    lon,
-    lat,
-    energy,
-    energy32,
-    bits,
-    q,
-    p,
-    scaled_edges,
-    hist,
-    to_hist,
-    start,
-    stop,
-    keep_codes,
-    codes_out,
-    amb_out,
-    counters,
-):
+def _bin_block_source(events, geometry, hist, to_hist, start, stop, outputs, counters):
     """Bin events ``start:stop``; write ``counters = (counted, outside, invalid, ambiguous)``.
 
-    ``to_hist``: add the counted events to ``hist``; otherwise write their bins from
-    ``start`` on in ``codes_out`` (as also with ``keep_codes``). The ambiguous events'
-    indices are written from ``start`` on in ``amb_out``.
+    ``events = (lon, lat, energy, energy32, bits)``: the columns (float32 ``energy32`` and its
+    int32 ``bits`` from :func:`rtafast_kernels.binning.cpu.screening_energy`);
+    ``geometry = (q, p, scaled_edges)``: the float32 screening parameters, the exact
+    math's parameters and the scaled energy edges; ``outputs = (keep_codes, codes_out,
+    amb_out)``. ``to_hist``: add the counted events to ``hist``; otherwise write their
+    bins from ``start`` on in ``codes_out`` (as also with ``keep_codes``). The ambiguous
+    events' indices are written from ``start`` on in ``amb_out``.
     """
+    lon, lat, energy, energy32, bits = events
+    q, p, scaled_edges = geometry
+    keep_codes, codes_out, amb_out = outputs
     local = np.empty(CHUNK, dtype=np.int32)
     mx, my, mz = (
         np.empty(CHUNK, np.float32),
@@ -199,28 +189,18 @@ _screen = cpu(_screen_source)  # inlined: the kernel's error model (vectorised d
 bin_block = cpu_kernel(_bin_block_source, error_model="numpy")
 
 
-def _bin_blocks_source(
-    lon,
-    lat,
-    energy,
-    energy32,
-    bits,
-    q,
-    p,
-    scaled_edges,
-    private,
-    to_hist,
-    keep_codes,
-    codes_out,
-    amb_out,
-    counters,
-):
+def _bin_blocks_source(events, geometry, private, to_hist, outputs, counters):
     """Bin events block by block (``counters.shape[0]`` blocks), thread t into ``private[t]``.
 
-    Blocks are handed to the threads dynamically (``numba.parallel_chunksize(1)`` at
-    the call), so a thread descheduled on a shared machine does not hold the others
-    up. Without ``to_hist`` the blocks write codes and ``private`` is not touched.
+    The records as :func:`bin_block`'s. Blocks are handed to the threads dynamically
+    (``numba.parallel_chunksize(1)`` at the call), so a thread descheduled on a shared
+    machine does not hold the others up. Without ``to_hist`` the blocks write codes
+    and ``private`` is not touched.
     """
+    # numba's parallel loops take no tuple of arrays: unpacked here, packed per block
+    lon, lat, energy, energy32, bits = events
+    q, p, scaled_edges = geometry
+    keep_codes, codes_out, amb_out = outputs
     n = lon.shape[0]
     n_blocks = counters.shape[0]
     per_block = (n + n_blocks - 1) // n_blocks
@@ -229,21 +209,13 @@ def _bin_blocks_source(
         stop = min(n, start + per_block)
         hist = private[numba.get_thread_id() if to_hist else 0]
         bin_block(
-            lon,
-            lat,
-            energy,
-            energy32,
-            bits,
-            q,
-            p,
-            scaled_edges,
+            (lon, lat, energy, energy32, bits),
+            (q, p, scaled_edges),
             hist,
             to_hist,
             start,
             stop,
-            keep_codes,
-            codes_out,
-            amb_out,
+            (keep_codes, codes_out, amb_out),
             counters[block],
         )
 

@@ -117,15 +117,17 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False, 
     codes_out = _scratch("codes", n if keep_codes or not to_hist else 0, code_dtype)
     amb_out = _scratch("ambiguous", n, np.int64)
     counters = np.zeros((n_blocks, 4), dtype=np.int64)
-    common = (lon, lat, energy, energy32, bits, q, p, scaled_edges)
+    events = (lon, lat, energy, energy32, bits)
+    geometry = (q, p, scaled_edges)
+    outputs = (keep_codes, codes_out, amb_out)
     per_block = (n + n_blocks - 1) // n_blocks if n_blocks else 0
     starts = np.arange(n_blocks, dtype=np.int64) * per_block
     if n_blocks == 1:  # serial, straight into the cube
-        bin_block(*common, cube, True, 0, n, keep_codes, codes_out, amb_out, counters[0])
+        bin_block(events, geometry, cube, True, 0, n, outputs, counters[0])
     elif not to_hist:
         private = np.zeros((1, 1), dtype=np.float32)  # not touched
         with _threads(n_threads):
-            bin_blocks_parallel(*common, private, False, keep_codes, codes_out, amb_out, counters)
+            bin_blocks_parallel(events, geometry, private, False, outputs, counters)
         scatter_blocks(cube, codes_out, starts, counters[:, 0])
     else:
         # every thread fills a warm float32 histogram (exact up to 2^24 counts per bin,
@@ -135,9 +137,7 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False, 
         private = _private_histograms(n_threads, n_bins, dtype)
         try:
             with _threads(n_threads):
-                bin_blocks_parallel(
-                    *common, private, True, keep_codes, codes_out, amb_out, counters
-                )
+                bin_blocks_parallel(events, geometry, private, True, outputs, counters)
                 merge(cube, private)
         except BaseException:
             _PRIVATE.histograms = None  # possibly not zero any more
