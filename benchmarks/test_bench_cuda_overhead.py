@@ -6,7 +6,8 @@ On the H200 lease (2026-12-04) ``bin_into`` of 10^4 events into a 10x200x200 cub
 pieces one by one, each ending with the GPU synchronised, so that the next lease shows
 which to remove: the uploads of the columns and of the parameters, a numba-cuda launch
 on CuPy arrays (with and without numba's stream synchronisation per CUDA-array-interface
-argument, ``NUMBA_CUDA_ARRAY_INTERFACE_SYNC``), the binning kernel itself, and reading
+argument, ``NUMBA_CUDA_ARRAY_INTERFACE_SYNC``; and on numba's own device arrays, with
+the cost of making them from CuPy's), the binning kernel itself, and reading
 the outcome back (the classes' counts in one copy since 2026-12-04; at the H200 run three
 reductions each read back and the ambiguous events' flags); and, for
 ``fill_counts``, which returns a host Map, the download of a 10x200x200 float64 cube.
@@ -30,6 +31,8 @@ PIECES = [
     "empty launch, no arguments",
     "empty launch, 7 CuPy arguments",
     "empty launch, 7 CuPy arguments, no CAI sync",
+    "empty launch, 7 numba device arrays",
+    "wrap 7 CuPy arrays as numba device arrays",
     "binning kernel alone",
     "read the outcome back",
     "bin_into, all of it",
@@ -72,6 +75,12 @@ def cuda():
         "empty_7": empty_7,
         "empty_0": empty_0,
     }
+    # the same 7 arrays as numba's own device arrays (views of CuPy's memory, made once):
+    # is numba-cuda's typing of CuPy arguments the launch's fixed cost? (NVIDIA/numba-cuda
+    # issue 578: CuPy arguments launch slower than DeviceNDArray ones)
+    state["numba_args"] = [
+        numba_cuda.as_cuda_array(a, sync=False) for a in _args7(state)
+    ]
     bin_into(state["cube"], binning, *columns, backend)  # compiles the kernels
     empty_7[1, 1](*state["device_columns"], state["device_params"], state["device_edges"],
                   state["codes"], state["cube"])
@@ -80,16 +89,21 @@ def cuda():
     return state
 
 
+def _args7(s):
+    """The binning kernel's own arguments: lon, lat, energy, params, edges, codes, cube."""
+    return (*s["device_columns"], s["device_params"], s["device_edges"], s["codes"], s["cube"])
+
+
 def _piece(name, s):
     """The work of one piece (a function of no arguments)."""
+    from numba import cuda as numba_cuda
     from numba.cuda.core import config
 
     from rtafast_kernels.binning.gpu import _bin_kernel
     from rtafast_kernels.binning.reference import outcome_from_codes
 
     backend, xp = s["backend"], s["backend"].xp
-    # the binning kernel's own arguments: lon, lat, energy, params, edges, codes, cube
-    args7 = (*s["device_columns"], s["device_params"], s["device_edges"], s["codes"], s["cube"])
+    args7 = _args7(s)
 
     def no_cai_sync():
         saved, config.CUDA_ARRAY_INTERFACE_SYNC = config.CUDA_ARRAY_INTERFACE_SYNC, 0
@@ -108,6 +122,12 @@ def _piece(name, s):
         "empty launch, no arguments": lambda: s["empty_0"][grid(N_EVENTS)](),
         "empty launch, 7 CuPy arguments": lambda: s["empty_7"][grid(N_EVENTS)](*args7),
         "empty launch, 7 CuPy arguments, no CAI sync": no_cai_sync,
+        "empty launch, 7 numba device arrays": lambda: s["empty_7"][grid(N_EVENTS)](
+            *s["numba_args"]
+        ),
+        "wrap 7 CuPy arrays as numba device arrays": lambda: [
+            numba_cuda.as_cuda_array(a, sync=False) for a in args7
+        ],
         "binning kernel alone": lambda: _bin_kernel[grid(N_EVENTS)](*args7),
         "read the outcome back": lambda: outcome_from_codes(
             xp, s["codes"], False, backend.to_numpy
