@@ -197,7 +197,8 @@ def _bin_blocks_source(events, geometry, private, to_hist, outputs, counters):
     machine does not hold the others up. Without ``to_hist`` the blocks write codes
     and ``private`` is not touched.
     """
-    # numba's parallel loops take no tuple of arrays: unpacked here, packed per block
+    # numba's prange lowering rejects these records as variables of the loop body
+    # (a TypeError on the UniTuple ``q`` inside one): unpacked here, packed per block
     lon, lat, energy, energy32, bits = events
     q, p, scaled_edges = geometry
     keep_codes, codes_out, amb_out = outputs
