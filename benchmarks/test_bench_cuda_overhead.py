@@ -82,8 +82,7 @@ def cuda():
         numba_cuda.as_cuda_array(a, sync=False) for a in _args7(state)
     ]
     bin_into(state["cube"], binning, *columns, backend)  # compiles the kernels
-    empty_7[1, 1](*state["device_columns"], state["device_params"], state["device_edges"],
-                  state["codes"], state["cube"])
+    empty_7[1, 1](*_args7(state))
     empty_0[1, 1]()
     backend.synchronize()
     return state
