@@ -57,15 +57,17 @@ def _log(x):
     return -math.inf
 
 
+def _c_parts(n_on, n_off, alpha, s):
+    """The parts ``E = a n_on``, ``A = a n_off``, ``B = -(1 + a) s`` of ``C = E + A + B``."""
+    return alpha * n_on, alpha * n_off, -(1.0 + alpha) * s
+
+
 def _d_squared(n_on, n_off, alpha, s, c):
     """``C**2 + 4 a (a + 1) n_off s`` without cancellation (>= 0 for n_on, n_off >= 0)."""
     if s >= 0.0:
         return c * c + 4.0 * alpha * (alpha + 1.0) * n_off * s
-    # C = E + A + B with E = a n_on, A = a n_off, B = -(1 + a) s > 0:
-    # C**2 - 4 A B = (A - B)**2 + E (E + 2 (A + B))
-    e = alpha * n_on
-    a_term = alpha * n_off
-    b_term = -(1.0 + alpha) * s
+    # with B > 0 (s < 0): C**2 - 4 A B = (A - B)**2 + E (E + 2 (A + B))
+    e, a_term, b_term = _c_parts(n_on, n_off, alpha, s)
     return (a_term - b_term) ** 2 + e * (e + 2.0 * (a_term + b_term))
 
 
@@ -100,9 +102,7 @@ def wstat_mu_on(n_on, n_off, alpha, s, b):
         return s + alpha * b
     # s + a b = (E + A - B + D) / (2 (1 + a)); where E + A - B < 0 it equals
     # 4 E B / ((D + B - A - E) 2 (1 + a)) (D**2 - (B - A - E)**2 = 4 E B).
-    e = alpha * n_on
-    a_term = alpha * n_off
-    b_term = -(1.0 + alpha) * s
+    e, a_term, b_term = _c_parts(n_on, n_off, alpha, s)
     c = e + a_term + b_term
     d = math.sqrt(_d_squared(n_on, n_off, alpha, s, c))
     first = e + a_term - b_term

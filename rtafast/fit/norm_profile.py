@@ -376,6 +376,18 @@ def _root(problem, best, target, bound, guess, max_iter=MAX_ITER):
     return x
 
 
+def _user_problem(counts, signal, background, counts_off, alpha, array_backend):
+    """:func:`norm_problem` of the public functions' keywords (``array_backend``)."""
+    return norm_problem(
+        counts,
+        signal,
+        background=background,
+        counts_off=counts_off,
+        alpha=alpha,
+        backend=array_backend,
+    )
+
+
 def fit_flux_norm(
     counts,
     signal,
@@ -425,14 +437,7 @@ def fit_flux_norm(
     upper = np.inf if norm_max is None or np.isnan(norm_max) else float(norm_max)
     if lower > upper:
         raise ValueError(f"norm_min {lower} is above norm_max {upper}")
-    problem = norm_problem(
-        counts,
-        signal,
-        background=background,
-        counts_off=counts_off,
-        alpha=alpha,
-        backend=array_backend,
-    )
+    problem = _user_problem(counts, signal, background, counts_off, alpha, array_backend)
     nan = math.nan
     if problem is None:
         return NormProfile(nan, nan, nan, nan, nan, nan, 0.0, 0.0, False, 0, "no bins")
@@ -478,14 +483,7 @@ def stat_profile(
     ndarray, shape (M,)
         The summed statistic (0 at every norm without bins, as gammapy's).
     """
-    problem = norm_problem(
-        counts,
-        signal,
-        background=background,
-        counts_off=counts_off,
-        alpha=alpha,
-        backend=array_backend,
-    )
+    problem = _user_problem(counts, signal, background, counts_off, alpha, array_backend)
     norms = np.asarray(norms, dtype=np.float64)
     if problem is None:
         return np.zeros(norms.shape)
