@@ -28,19 +28,9 @@ export PYTHONUNBUFFERED=1 RTAFAST_TEST_REAL_GPU="${RTAFAST_TEST_REAL_GPU:-1}"
 export RTAFAST_CACHE_DIR="${RTAFAST_CACHE_DIR:-/tmp/rtafast-cache}"
 python="${PYTHON:-python3}"
 
-# the carried wheels (ci/device-kit.sh) where the image lacks gammapy, and rtafast from
-# this tree (no pip install: no network there)
-if [ -d .whl ] && ! "$python" -c "import gammapy" 2>/dev/null; then
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/rtafast-site .whl/*.whl || { echo "gpu-check: wheel install failed"; exit 2; }
-    export PYTHONPATH="/tmp/rtafast-site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-mkdir -p /tmp/rtafast-src
-ln -sfn "$PWD/kernels" /tmp/rtafast-src/rtafast_kernels   # pyproject maps it so
-export PYTHONPATH="$PWD:/tmp/rtafast-src:${PYTHONPATH:-}"
-if [ -d .devdata ]; then
-    export RTAFAST_DATA="$PWD/.devdata" GAMMAPY_DATA="$PWD/.devdata"
-fi
+# the carried wheels, rtafast from this tree (no pip install: no network there), the data
+# shellcheck source=ci/tree-env.sh
+. ci/tree-env.sh || exit 2
 
 status=0
 xdist_args() {  # the tests' compilations spread over the node's cores when xdist is there
