@@ -17,7 +17,7 @@ if os.environ.get("RTAFAST_TEST_REAL_GPU") != "1":
 import numba  # after the simulator switch
 import pytest
 
-from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir
+from rtafast_devtools.reference_data import DataNotFoundError, find_data_dir, missing_data_file
 from rtafast_kernels import available_backends, resolve_backend
 
 SIMULATED_CUDA = bool(numba.config.ENABLE_CUDASIM)
@@ -36,6 +36,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not real_gpu:
             item.add_marker(skip_gpu)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test stopped by an absent file of a partial real-data folder (e.g. the folders a
+    GPU lease carries) is reported as skipped, naming the file."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or report.skipped:
+        return
+    missing = missing_data_file(call.excinfo.value)
+    if missing:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1], f"real data file not here: {missing}")
 
 
 @pytest.fixture(params=ALL_BACKENDS)

@@ -11,8 +11,11 @@
 if [ -d .whl ] && ! "$python" -c "import gammapy" 2>/dev/null; then
     # installed by an earlier call on the same machine, or now
     PYTHONPATH=/tmp/rtafast-site "$python" -c "import gammapy" 2>/dev/null ||
-        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --upgrade --target /tmp/rtafast-site .whl/*.whl ||
+        { "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --upgrade --target /tmp/rtafast-site .whl/*.whl &&
+          # compiled now: else Python 3.12 prints gammapy's SyntaxWarnings (invalid escape
+          # sequences) on the stderr of whichever process imports it first, a CLI's too
+          { "$python" -m compileall -q -j 0 /tmp/rtafast-site > /dev/null 2>&1 || true; }; } ||
         { echo "tree-env: wheel install failed"; return 2; }
     export PYTHONPATH="/tmp/rtafast-site${PYTHONPATH:+:$PYTHONPATH}"
 fi

@@ -31,6 +31,7 @@ import numpy as np
 from rtafast.models.temporal import decay_weights
 from rtafast.onoff.lima import lima_significance
 from rtafast.timedomain import brightest_stretch, cusum, decay_likelihood, decay_templates
+from rtafast_kernels import resolve_backend
 
 from .afterglow_rates import REFERENCE_AMPLITUDE
 
@@ -94,13 +95,14 @@ def method_statistics(setup, on, off, backend=None):
     slide_off = cum_off - np.pad(cum_off, ((0, 0), (width, 0)))[:, :-width]
     templates = decay_templates(setup.edges[:-1], setup.edges[1:], np.diff(setup.edges),
                                 onsets_s=setup.lift_onsets)
+    backend = resolve_backend(backend)
+    host = backend.to_numpy  # cusum and decay_likelihood give backend arrays
     return {
         "cumulative": lima_significance(cum_on, cum_off, setup.alpha),
         "sliding": lima_significance(slide_on, slide_off, setup.alpha),
         "lima_time": brightest_stretch(on, off, alpha, backend=backend),
-        "cusum": np.asarray(cusum(on, off, alpha, livetime, setup.cusum_ratio, backend=backend)),
-        "lift": np.asarray(decay_likelihood(on, off, alpha, livetime, templates,
-                                            backend=backend)),
+        "cusum": host(cusum(on, off, alpha, livetime, setup.cusum_ratio, backend=backend)),
+        "lift": host(decay_likelihood(on, off, alpha, livetime, templates, backend=backend)),
     }
 
 

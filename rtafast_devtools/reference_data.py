@@ -7,6 +7,7 @@ builders use gammapy only (they are the reference analyses, not fast paths).
 """
 
 import os
+import re
 from pathlib import Path
 
 import astropy.units as u
@@ -20,6 +21,7 @@ __all__ = [
     "GALACTIC_CENTER",
     "DataNotFoundError",
     "find_data_dir",
+    "missing_data_file",
     "hess_crab_dataset",
     "cta_1dc_dataset",
     "point_source_models",
@@ -88,6 +90,33 @@ def find_data_dir(required=None):
     raise DataNotFoundError(
         f"shared data folder {what}not found (looked in {looked}); set ${DATA_ENV_VARIABLE}"
     )
+
+
+#: How astropy's FITS reader names a file it cannot find (gammapy's readers raise it).
+_NOT_FOUND = re.compile(r"File not found: (\S+)")
+
+
+def missing_data_file(error):
+    """The absent real-data file an error is about, or None.
+
+    For a partial copy of the data (e.g. the folders a GPU lease carries): an
+    ``OSError`` whose file (``error.filename``, or astropy's "File not found: PATH")
+    does not exist and lies under ``$RTAFAST_DATA`` or ``$GAMMAPY_DATA``.
+    """
+    if not isinstance(error, OSError):
+        return None
+    name = error.filename
+    if name is None:
+        found = _NOT_FOUND.search(str(error))
+        name = found.group(1) if found else None
+    if name is None or Path(name).exists():
+        return None
+    roots = [os.environ.get(var, "") for var in (DATA_ENV_VARIABLE, "GAMMAPY_DATA")]
+    path = Path(name).expanduser().absolute()
+    for root in filter(str.strip, roots):
+        if path.is_relative_to(Path(root).expanduser().absolute()):
+            return str(path)
+    return None
 
 
 def _data_subdir(data_dir, sub):

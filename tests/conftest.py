@@ -8,6 +8,11 @@ from astropy.time import Time
 T0 = Time("2026-01-01T00:00:00", scale="tt")
 
 
+def host_counts(accumulator):
+    """A ``BunchAccumulator``'s counts cube as a NumPy array (it lives on the backend)."""
+    return accumulator.backend.to_numpy(accumulator.counts_cube)
+
+
 @pytest.fixture(scope="module")
 def simulated_observation():
     """A one-hour observation near the Crab with the package's analytic CTA-like IRFs."""

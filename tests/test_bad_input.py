@@ -28,9 +28,11 @@ from rtafast_devtools.reference_data import (
     DataNotFoundError,
     find_data_dir,
     hess_crab_dataset,
+    missing_data_file,
     point_source_models,
 )
 from rtafast_kernels import registry as backends
+from tests.conftest import host_counts
 
 # -- 1. geometries: axes and WCS are compared, not shapes ---------------------------------
 
@@ -227,7 +229,7 @@ def test_hess_run_23523_as_one_bunch_with_its_gti(hess_datastore, caplog):
     assert "observation 23523" in messages[0]
     expected = Map.from_geom(geom)
     expected.fill_events(events.select_time(Time([start, stop])))
-    np.testing.assert_array_equal(accumulator.counts_cube, expected.data)
+    np.testing.assert_array_equal(host_counts(accumulator), expected.data)
     assert accumulator.dataset().gti.time_sum.to_value("s") == pytest.approx(
         (stop - start).to_value("s")
     )
@@ -310,6 +312,23 @@ def test_rtafast_data_without_the_required_folder(monkeypatch, tmp_path):
     monkeypatch.setenv(DATA_ENV_VARIABLE, str(tmp_path / "file"))
     with pytest.raises(DataNotFoundError, match="which is not a folder"):
         find_data_dir()
+
+
+def test_absent_file_of_a_partial_data_folder_is_named(monkeypatch, tmp_path):
+    """What the root conftest reports as a skip: an absent file under the data folder
+    (a partial copy), not an absent file elsewhere, a present one or another error."""
+    monkeypatch.setenv(DATA_ENV_VARIABLE, str(tmp_path))
+    monkeypatch.delenv("GAMMAPY_DATA", raising=False)
+    absent = tmp_path / "cta-1dc" / "index" / "hdu-index.fits.gz"
+    assert missing_data_file(FileNotFoundError(2, "No such file", str(absent))) == str(absent)
+    assert missing_data_file(OSError(f"File not found: {absent}")) == str(absent)
+    (tmp_path / "present.fits").write_text("")
+    assert missing_data_file(FileNotFoundError(2, "x", str(tmp_path / "present.fits"))) is None
+    elsewhere = tmp_path.parent / "not-data" / "file.fits"
+    assert missing_data_file(FileNotFoundError(2, "x", str(elsewhere))) is None
+    assert missing_data_file(ValueError(f"File not found: {absent}")) is None
+    monkeypatch.setenv("GAMMAPY_DATA", str(tmp_path.parent / "not-data"))
+    assert missing_data_file(FileNotFoundError(2, "x", str(elsewhere))) == str(elsewhere)
 
 
 def test_reference_dataset_from_a_folder_without_the_data(tmp_path):

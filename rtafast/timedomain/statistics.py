@@ -43,7 +43,8 @@ def brightest_stretch(on, off, alpha, backend=None):
 
 def cusum(on, off, alpha, livetime, ratio=1.0, backend=None):
     """Page's CuSum at each bunch, against a signal ``ratio`` times the background
-    (the background rate from the off counts so far, times ``alpha``)."""
+    (the background rate from the off counts so far, times ``alpha``); an array on the
+    backend, shape ``(n_series, n_bunches)``."""
     backend, on, off, alpha = _prepare(on, off, alpha, backend)
     out = backend.xp.empty(on.shape)
     return backend.cusum(on, off, alpha, backend.asarray(livetime), float(ratio), out)
@@ -53,7 +54,8 @@ def decay_likelihood(on, off, alpha, livetime, templates, first=0, backend=None)
     """LiFT-like sqrt(TS) of each window ``0 .. k`` (``k >= first``; NaN before): the
     flux-only Poisson fit of a decaying source (``templates``, ``(n_templates,
     n_bunches)``, :func:`~rtafast.timedomain.templates.decay_templates`), background from
-    the window's off counts, the best template."""
+    the window's off counts, the best template; an array on the backend, shape
+    ``(n_series, n_bunches)``."""
     backend, on, off, alpha = _prepare(on, off, alpha, backend)
     out = backend.xp.full(on.shape, np.nan)
     return backend.lift(on, off, alpha, backend.asarray(livetime),
