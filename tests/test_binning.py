@@ -5,11 +5,11 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from gammapy.data import DataStore
-from gammapy.maps import Map, MapAxis, RegionGeom, WcsGeom
+from gammapy.maps import Map, MapAxis, RegionGeom, WcsGeom, WcsNDMap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtafast.events.binning import GeomBinning, event_columns, fill_counts
+from rtafast.events.binning import GeomBinning, event_columns, fill_counts, wcs_map_of
 from rtafast_devtools.reference_data import find_data_dir
 from rtafast_kernels.binning import element as el
 from rtafast_kernels.binning.reference import bin_codes_numpy
@@ -195,6 +195,19 @@ def test_events_on_bin_edges(backend, frame, proj):
     geom = _geom(center, frame, proj, width=0.5, binsz=0.05)
     ra, dec, energy = _edge_events(geom)
     _assert_identical(geom, (_table(ra, dec, energy)), array_backend=backend.name)
+
+
+def test_counts_map_is_gammapys_map_object():
+    """``wcs_map_of`` (fill_counts' map) leaves what gammapy's constructor leaves."""
+    geom = _geom(SkyCoord(83.6, 22.0, unit="deg"), "icrs", "CAR", width=0.5, binsz=0.05)
+    data = np.arange(np.prod(geom.data_shape), dtype=np.float32).reshape(geom.data_shape)
+    mine, theirs = wcs_map_of(geom, data), WcsNDMap(geom, data=data)
+    assert type(mine) is type(theirs) and vars(mine).keys() == vars(theirs).keys()
+    assert mine.geom is geom and mine.data is data and theirs.data is data
+    assert mine.unit == theirs.unit == "" and mine.meta == theirs.meta == {}
+    mine.meta["x"] = 1
+    assert wcs_map_of(geom, data).meta == {}  # a meta of its own
+    assert np.array_equal(mine.quantity, theirs.quantity) and mine.quantity.unit == ""
 
 
 def test_invalid_events_are_counted_not_binned(backend, caplog):

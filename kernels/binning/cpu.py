@@ -120,11 +120,14 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False, 
     events = (lon, lat, energy, energy32, bits)
     geometry = (q, p, scaled_edges)
     outputs = (keep_codes, codes_out, amb_out)
-    per_block = (n + n_blocks - 1) // n_blocks if n_blocks else 0
-    starts = np.arange(n_blocks, dtype=np.int64) * per_block
     if n_blocks == 1:  # serial, straight into the cube
         bin_block(events, geometry, cube, True, 0, n, outputs, counters[0])
-    elif not to_hist:
+        counted, outside, invalid, n_ambiguous = counters[0].tolist()
+        codes = codes_out[:counted].astype(np.int64) if keep_codes else None
+        return BinOutcome(counted, outside, invalid, amb_out[:n_ambiguous].copy(), codes)
+    per_block = (n + n_blocks - 1) // n_blocks
+    starts = np.arange(n_blocks, dtype=np.int64) * per_block
+    if not to_hist:
         private = np.zeros((1, 1), dtype=np.float32)  # not touched
         with _threads(n_threads):
             bin_blocks_parallel(events, geometry, private, False, outputs, counters)
@@ -150,11 +153,8 @@ def bin_events_numba(lon, lat, energy, p, scaled_edges, cube, keep_codes=False, 
 
 def _gather(scratch, starts, counts, dtype):
     """The blocks' pieces ``scratch[s : s + k]`` end to end, as a new ``dtype`` array."""
-    if len(starts) == 1:
-        return scratch[: counts[0]].astype(dtype)
-    return np.concatenate([scratch[s : s + k] for s, k in zip(starts, counts, strict=True)]).astype(
-        dtype, copy=False
-    )
+    pieces = [scratch[s : s + k] for s, k in zip(starts, counts, strict=True)]
+    return np.concatenate(pieces).astype(dtype, copy=False)
 
 
 def _scatter_add_source(cube, codes, weight):

@@ -169,7 +169,9 @@ class GammapyBins:
             return np.zeros((3, 0))
         if self._matrices:
             lon, lat = _transform(lon, lat, self._matrices)
-        spatial = self._wcsprm.s2p(np.column_stack([lon, lat]), 0)["pixcrd"]
+        world = np.empty((lon.size, 2))  # float64, as Wcsprm.s2p converts them
+        world[:, 0], world[:, 1] = lon, lat
+        spatial = self._wcsprm.s2p(world, 0)["pixcrd"]
         pe = self._interp(self._scale(energy)) + self._offset
         return spatial[:, 0], spatial[:, 1], pe
 
