@@ -11,13 +11,15 @@ per-chunk results go to an array the host allocates and the kernel sums them in
 chunk order with a plain loop (no NumPy allocation, slice assignment or ``sum``
 inside a kernel: numba compiles each of those as a sizeable function of its own;
 the per-chunk ``row[:] = acc`` alone took ~3 s). The one-norm kernel (the flux-only
-fit of one source) keeps its sums in scalars.
+fit of one source) keeps its sums in scalars: the loop it shares with the WStat family
+(:func:`rtafast_kernels.chunk_sums.triple_reduce_source`).
 """
 
 import numba
 import numpy as np
 
 from ..chunk_sums import sum_chunks as _sum_chunks
+from ..chunk_sums import triple_reduce_source
 from ..jit import cpu, cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
@@ -45,27 +47,23 @@ def _cash_sum_source(counts, mu, partial):
     return 2.0 * total
 
 
-def _cash_reduce_one_source(counts, fixed, templates, norm, need_stat, partial, out):
-    """One free norm: ``out = 2 * (stat, grad, hess)``; ``partial`` (nchunks, 3) per chunk."""
-    n = counts.shape[0]
-    for c in numba.prange(partial.shape[0]):
-        stat = 0.0
-        grad = 0.0
-        hess = 0.0
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            s = templates[0, i]
-            mu = fixed[i]
-            mu += norm * s
-            if need_stat:
-                stat += _cash_term(counts[i], mu)
-            w1 = _cash_dmu(counts[i], mu)
-            w2 = _cash_d2mu(counts[i], mu)
-            grad += s * w1
-            hess += s * s * w2
-        partial[c, 0] = stat
-        partial[c, 1] = grad
-        partial[c, 2] = hess
-    _sum_chunks(partial, out)
+@cpu
+def _add_one_norm_bin(stat, grad, hess, counts, fixed, templates, norm, need_stat, i):
+    """One free norm: bin ``i``'s half Cash value (if ``need_stat``) and derivatives
+    in the norm, added to ``stat``, ``grad``, ``hess``."""
+    s = templates[0, i]
+    mu = fixed[i]
+    mu += norm * s
+    if need_stat:
+        stat += _cash_term(counts[i], mu)
+    grad += s * _cash_dmu(counts[i], mu)
+    hess += s * s * _cash_d2mu(counts[i], mu)
+    return stat, grad, hess
+
+
+#: One free norm, ``(counts, fixed, templates, norm, need_stat, partial, out)``:
+#: ``out = 2 * (stat, grad, hess)``; ``partial`` (nchunks, 3) per chunk.
+_cash_reduce_one_source = triple_reduce_source("cash_reduce_one", _add_one_norm_bin)
 
 
 def _cash_reduce_source(counts, fixed, templates, norms, need_stat, partial, out):

@@ -8,11 +8,10 @@ Compiled with ``error_model="numpy"``: a division by zero (inputs near the
 floating-point underflow) gives inf/NaN as NumPy does, never ``ZeroDivisionError``.
 """
 
-import numba
 import numpy as np
 
-from ..chunk_sums import sum_chunks as _sum_chunks
-from ..jit import cpu_functions, cpu_kernel
+from ..chunk_sums import triple_reduce_source
+from ..jit import cpu, cpu_functions, cpu_kernel
 from ..launch import CHUNK, PARALLEL_THRESHOLD
 from . import element
 
@@ -21,21 +20,16 @@ __all__ = ["wstat_reduce"]
 _add_bin = cpu_functions(element).wstat_add_bin
 
 
-def _wstat_reduce_source(n_on, n_off, alpha, signal, norm, partial, out):
-    """``out = 2 * (stat, grad, hess)`` in the norm; ``partial`` (nchunks, 3) per chunk."""
-    n = n_on.shape[0]
-    for c in numba.prange(partial.shape[0]):
-        stat = 0.0
-        grad = 0.0
-        hess = 0.0
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            stat, grad, hess = _add_bin(
-                stat, grad, hess, n_on[i], n_off[i], alpha[i], signal[i], norm
-            )
-        partial[c, 0] = stat
-        partial[c, 1] = grad
-        partial[c, 2] = hess
-    _sum_chunks(partial, out)
+@cpu
+def _add_bin_at(stat, grad, hess, n_on, n_off, alpha, signal, norm, i):
+    """Bin ``i``'s half WStat value and derivatives in the norm, added
+    (:func:`.element.wstat_add_bin`)."""
+    return _add_bin(stat, grad, hess, n_on[i], n_off[i], alpha[i], signal[i], norm)
+
+
+#: ``(n_on, n_off, alpha, signal, norm, partial, out)``: ``out = 2 * (stat, grad,
+#: hess)`` in the norm; ``partial`` (nchunks, 3) per chunk.
+_wstat_reduce_source = triple_reduce_source("wstat_reduce", _add_bin_at)
 
 
 _KERNELS = {
