@@ -3,7 +3,9 @@
 * astropy's longitude wrapping (``rtafast_kernels.binning.columns.wrap_longitudes``)
   equals ``Longitude`` bit for bit, in float32 and float64;
 * the replica of gammapy's binning arithmetic (``rtafast.events.gammapy_bins``) gives
-  gammapy's pixel coordinates bit for bit, in the geometry's frame and another one;
+  gammapy's pixel coordinates bit for bit, in the geometry's frame and another one; its
+  energy pixels (``linear_spline_pixels``) are SciPy's ``interp1d`` of gammapy's axis,
+  bit for bit, inside the axis, beyond it, on its edges and at NaN and infinities;
 * the parallel kernel's sparse mode (codes added afterwards) and dense mode (per-thread
   histograms) give the serial cube; ``fill_counts`` returns gammapy's float32 map.
 """
@@ -15,11 +17,13 @@ import numpy as np
 import pytest
 from astropy.coordinates import Longitude, SkyCoord
 from gammapy.maps import Map, MapAxis, WcsGeom
+from scipy.interpolate import interp1d
 
 from rtafast.events.binning import GeomBinning, fill_counts
 from rtafast.events.gammapy_bins import GammapyBins
 from rtafast_kernels.binning import cpu
 from rtafast_kernels.binning.columns import wrap_longitudes
+from rtafast_kernels.binning.gammapy_index import linear_spline, linear_spline_pixels
 
 ENERGY = MapAxis.from_energy_bounds(0.5, 50, 10, unit="TeV")
 
@@ -63,6 +67,39 @@ def _events(geom, n, dtype, seed):
     energy = np.concatenate([10 ** rng.uniform(-0.5, 2, n), rng.choice(edges, n)])
     lon = Longitude(icrs.ra.deg.astype(dtype), unit="deg").value
     return lon, icrs.dec.deg.astype(dtype), energy.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "axis",
+    [
+        ENERGY,
+        MapAxis.from_energy_bounds(1, 10, 1, unit="TeV"),
+        MapAxis.from_edges([0.3, 0.5, 2.0, 2.1, 80.0], unit="TeV", name="energy", interp="lin"),
+    ],
+    ids=["log-10", "log-1", "lin-4"],
+)
+def test_energy_pixels_are_scipys_spline(axis, dtype):
+    transform = axis._transform
+    edges = axis.edges.to_value("TeV")
+    rng = np.random.default_rng(5)
+    energy = np.concatenate(
+        [
+            rng.uniform(edges[0] / 3, edges[-1] * 3, 20_000),
+            edges,
+            np.nextafter(edges, 0),
+            np.nextafter(edges, np.inf),
+            [0.0, -1.0, 1e-30, 1e30, np.nan, np.inf, -np.inf],
+        ]
+    ).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log of 0 and negative energies
+        scaled = transform.scale(energy)
+    scipys = interp1d(transform.x, transform.y, kind=1, fill_value="extrapolate")(scaled)
+    spline = linear_spline(transform.x, transform.y)
+    mine = linear_spline_pixels(scaled, *spline, axis._pix_offset)
+    np.testing.assert_array_equal(mine, scipys + axis._pix_offset)
+    assert np.array_equal(np.signbit(mine), np.signbit(scipys + axis._pix_offset))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

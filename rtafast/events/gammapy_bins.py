@@ -14,9 +14,11 @@ events prepared once per geometry:
   conversion does), ``erfa.rxp`` with the step's matrix, ``erfa.c2s``, the longitude
   wrapped with ``Longitude``'s arithmetic; then radians to degrees;
 * the WCS: ``Wcsprm.s2p`` (what ``WCS.wcs_world2pix`` calls);
-* the energy axis: the axis' own scale and a ``scipy.interpolate.interp1d`` built once
-  with gammapy's arguments (gammapy builds it at every call), plus the axis' pixel
-  offset (-0.5 for edges);
+* the energy axis: the axis' own scale, then the degree-1 B-spline that gammapy's
+  ``scipy.interpolate.interp1d(kind=1, fill_value="extrapolate")`` builds at every call,
+  evaluated with SciPy's steps in one compiled call
+  (:func:`rtafast_kernels.binning.gammapy_index.linear_spline_pixels`), plus the axis'
+  pixel offset (-0.5 for edges);
 * the indices: ``floor(pix + 0.5)``, -1 outside, as ``WcsGeom.pix_to_idx``.
 
 The first call for each pair of column dtypes also runs gammapy's own path, on the
@@ -34,9 +36,12 @@ from astropy.coordinates import ICRS, Longitude, SkyCoord, frame_transform_graph
 from astropy.coordinates.transformations import BaseAffineTransform
 from gammapy.maps import MapCoord
 from gammapy.utils.compat import COPY_IF_NEEDED
-from scipy.interpolate import interp1d
 
-from rtafast_kernels.binning.gammapy_index import flat_bins
+from rtafast_kernels.binning.gammapy_index import (
+    flat_bins,
+    linear_spline,
+    linear_spline_pixels,
+)
 
 __all__ = ["GammapyBins", "frame_steps"]
 
@@ -128,13 +133,13 @@ class GammapyBins:
         transform = getattr(self.axis, "_transform", None)
         self._scale = getattr(transform, "scale", None)
         self._offset = getattr(self.axis, "_pix_offset", None)
-        self._interp = None
+        self._spline = None  # (knots, coefficients) of gammapy's interp1d, when replicable
         replicable = self._scale is not None and self._offset is not None
         replicable = replicable and getattr(self.axis, "_boundary_type", None) == "monotonic"
+        replicable = replicable and getattr(transform, "kind", None) == 1
+        replicable = replicable and getattr(transform, "fill_value", None) == "extrapolate"
         if replicable and self._matrices is not None:
-            self._interp = interp1d(
-                x=transform.x, y=transform.y, kind=transform.kind, fill_value=transform.fill_value
-            )
+            self._spline = linear_spline(transform.x, transform.y)
 
     @property
     def rotation_steps(self):
@@ -172,7 +177,7 @@ class GammapyBins:
         world = np.empty((lon.size, 2))  # float64, as Wcsprm.s2p converts them
         world[:, 0], world[:, 1] = lon, lat
         spatial = self._wcsprm.s2p(world, 0)["pixcrd"]
-        pe = self._interp(self._scale(energy)) + self._offset
+        pe = linear_spline_pixels(self._scale(energy), *self._spline, self._offset)
         return spatial[:, 0], spatial[:, 1], pe
 
     def _gammapy_pixels(self, lon, lat, energy):
@@ -193,7 +198,7 @@ class GammapyBins:
 
     def _check(self, lon, lat, energy):
         """Whether the replica gives gammapy's pixel coordinates, bit for bit."""
-        if self._interp is None:
+        if self._spline is None:
             log.debug("gammapy's arithmetic for %s: no replica (frame or axis)", self.geom)
             return False
         sample = self._sample(np.asarray(lon).dtype, energy.dtype)
@@ -225,7 +230,8 @@ class GammapyBins:
         sky = self.geom.to_image().pix_to_coord((px, py))
         icrs = SkyCoord(sky[0], sky[1], unit="deg", frame=self.geom.frame).icrs
         edges = self.axis.edges.to_value(self.axis.unit)
-        energy = np.concatenate([edges, edges * (1 + 1e-7), edges * (1 - 1e-7)])
+        beyond = [edges[0] / 2, edges[-1] * 2]  # the spline's extrapolation, both ends
+        energy = np.concatenate([edges, edges * (1 + 1e-7), edges * (1 - 1e-7), beyond])
         energy = np.resize(np.concatenate([energy, rng.uniform(edges[0], edges[-1], 64)]), px.size)
         lon = Longitude(icrs.ra.deg.astype(sky_dtype), u.deg).value
         keep = np.isfinite(lon) & np.isfinite(icrs.dec.deg)
