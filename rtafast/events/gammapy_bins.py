@@ -37,11 +37,7 @@ from astropy.coordinates.transformations import BaseAffineTransform
 from gammapy.maps import MapCoord
 from gammapy.utils.compat import COPY_IF_NEEDED
 
-from rtafast_kernels.binning.gammapy_index import (
-    flat_bins,
-    linear_spline,
-    linear_spline_pixels,
-)
+from rtafast_kernels.binning.gammapy_index import flat_bins, linear_spline, linear_spline_pixels
 
 __all__ = ["GammapyBins", "frame_steps"]
 
