@@ -77,7 +77,7 @@ def _linear_spline_pixels_source(x, knots, coefs, offset, out):
             w = 1.0 / (xb - xa)
             h0 += w * (xb - xval)
             h1 = w * (xval - xa)
-        value = 0.0
+        value = 0.0  # SciPy sums the terms onto 0.0, in this order
         value = value + coefs[interval - 1] * h0
         value = value + coefs[interval] * h1
         out[i] = value + offset
